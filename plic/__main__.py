@@ -1,0 +1,5 @@
+"""``python -m plic`` runs the command line."""
+
+from plic.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""Pieces shared by the CLI tools: model options, output paths, batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, List, Optional, Tuple
+
+import click
+
+from plic.errors import PlicError
+
+
+def model_options(f):
+    f = click.option("--device", default="cpu", show_default=True,
+                     help="where the transforms run (entropy coding always runs on the CPU)")(f)
+    f = click.option("--model-path", type=click.Path(dir_okay=False),
+                     help="weights file (.safetensors) instead of the shipped model")(f)
+    return f
+
+
+def load_codec(model: Optional[str], model_path: Optional[str], device: str):
+    import torch
+
+    from plic.codec import Codec
+    from plic.zoo import DEFAULT_MODEL, load_model, load_weights
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PlicError("--device cuda asked for, but no CUDA device is available")
+    if model_path:
+        m = load_weights(model_path, device)
+        if model and m.registry_name != model:
+            raise PlicError(f"{model_path} holds a {m.registry_name!r} model, not {model!r}")
+    else:
+        m = load_model(model or DEFAULT_MODEL, device)
+    return Codec(m, device=device)
+
+
+def plan_outputs(inp: Path, out: Optional[Path], in_suffixes: Iterable[str], out_suffix: str,
+                 force: bool) -> Tuple[List[Tuple[Path, Path]], bool]:
+    """(input, output) pairs for a file or a folder, refusing to overwrite.
+
+    Returns the pairs and whether the input was a folder.
+    """
+    suffixes = {s.lower() for s in in_suffixes}
+    if not inp.exists():
+        raise PlicError(f"{inp}: no such file or folder")
+    if inp.is_dir():
+        files = sorted(p for p in inp.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        if not files:
+            raise PlicError(f"{inp}: no input files ({', '.join(sorted(suffixes))}) in this folder")
+        if out is None:
+            raise PlicError("a folder input needs -o OUTPUT_FOLDER")
+        if out.exists() and not out.is_dir():
+            raise PlicError(f"{out}: exists and is not a folder")
+        pairs = [(p, out / p.relative_to(inp).with_suffix(out_suffix)) for p in files]
+        folder = True
+    else:
+        target = out if out is not None else inp.with_suffix(out_suffix)
+        if target.is_dir():
+            target = target / inp.with_suffix(out_suffix).name
+        pairs = [(inp, target)]
+        folder = False
+    for src, dst in pairs:
+        if dst.resolve() == src.resolve():
+            raise PlicError(f"{dst}: output would overwrite the input")
+        if dst.exists() and not force:
+            raise PlicError(f"{dst}: exists (use --force to overwrite)")
+    return pairs, folder

@@ -1,0 +1,65 @@
+"""``plic info``: what a ``.plic`` file holds, without decoding it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from plic.errors import PlicError
+
+
+@click.command("info")
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def command(input, as_json):
+    """Show the header of a .plic file and check its integrity."""
+    from plic import bitstream, zoo
+
+    if not input.is_file():
+        raise PlicError(f"{input}: no such file")
+    try:
+        data = input.read_bytes()
+    except OSError as exc:
+        raise PlicError(f"{input}: cannot read ({exc.strerror})") from None
+    f = bitstream.parse(data)
+    h = f.header
+    shipped = None
+    path = zoo.shipped_path(h.model)
+    if path is not None and path.is_file():
+        shipped = zoo.load_model(h.model).fingerprint == h.fingerprint
+    flags = [name for bit, name in ((bitstream.FLAG_ALPHA, "alpha"),
+                                    (bitstream.FLAG_VARIABLE_RATE, "variable-rate"),
+                                    (bitstream.FLAG_REFINER, "refiner")) if h.flags & bit]
+    payload_bytes = [sum(len(s) for s in g) for g in f.payloads]
+    info = {
+        "file": str(input),
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (h.height * h.width),
+        "format_version": h.version,
+        "model": h.model,
+        "weights_fingerprint": h.fingerprint.hex(),
+        "matches_shipped_weights": shipped,
+        "width": h.width,
+        "height": h.height,
+        "channels": h.channels,
+        "bit_depth": h.bit_depth,
+        "lambda": h.lmbda,
+        "flags": flags,
+        "latent_shapes": h.shapes,
+        "payload_bytes": payload_bytes,
+        "alpha_bytes": len(f.extensions.get(bitstream.TAG_ALPHA, b"")),
+        "checksum": "ok",
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    match = {True: "(the shipped weights)", False: "(NOT the shipped weights)", None: ""}[shipped]
+    click.echo(f"{input}: plic format v{h.version}, {len(data)} bytes, {info['bpp']:.4f} bpp, checksum ok")
+    click.echo(f"  model      {h.model}, weights {h.fingerprint.hex()} {match}".rstrip())
+    click.echo(f"  image      {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
+    click.echo(f"  rate       lambda {h.lmbda:.6g}" + (f"  flags: {', '.join(flags)}" if flags else ""))
+    click.echo(f"  latents    {json.dumps(h.shapes)}")
+    click.echo(f"  payloads   {len(f.payloads)} groups, bytes {payload_bytes}"
+               + (f", alpha {info['alpha_bytes']}" if info["alpha_bytes"] else ""))

@@ -1,0 +1,94 @@
+"""``plic train``: rate-distortion training of a registered model."""
+
+from __future__ import annotations
+
+import click
+
+from plic.errors import PlicError
+from plic.models.base import COMPRESSAI_MSE_LAMBDAS
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PlicError("--device cuda asked for, but no CUDA device is available")
+    return name
+
+
+@click.command("train")
+@click.option("--model", "model_name", default="hyperprior", show_default=True, help="registered architecture")
+@click.option("--lambda", "lmbda", type=float, help="train a fixed-rate model at this lambda")
+@click.option("--lambda-range", nargs=2, type=float, help="train one variable-rate (QVRF) model over [MIN MAX]")
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True)
+@click.option("--data", multiple=True, required=True, type=click.Path(), help="training image folder (repeatable)")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="run folder (resumed if it exists)")
+@click.option("--steps", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--crop", type=click.IntRange(min=64), default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--lr-milestones", default="0.85", show_default=True, help="fractions of --steps where lr drops")
+@click.option("--lr-gamma", type=float, default=0.1, show_default=True)
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--clip-grad", type=float, default=1.0, show_default=True)
+@click.option("--N", "n_channels", type=int, help="transform channels (model default if omitted)")
+@click.option("--M", "m_channels", type=int, help="latent channels (model default if omitted)")
+@click.option("--init", type=click.Path(dir_okay=False), help="start from these weights")
+@click.option("--eval-data", type=click.Path(), default="../shared/datasets/kodak", show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=0), default=2000, show_default=True, help="0: never")
+@click.option("--eval-images", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch")
+@click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
+def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_size, crop, lr,
+            lr_milestones, lr_gamma, warmup_steps, clip_grad, n_channels, m_channels, init,
+            eval_data, eval_every, eval_images, checkpoint_every, seed, device, threads, no_progress):
+    """Train a codec with the rate-distortion loss (MSE or MS-SSIM).
+
+    A fixed-rate model: --lambda 0.0067. One variable-rate model for all
+    rates: --lambda-range 0.0018 0.0932. Killing and rerunning the same
+    command resumes exactly where the last checkpoint left off.
+    """
+    import os
+
+    import torch
+
+    from plic.train.trainer import Trainer, TrainConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+    if (lmbda is None) == (not lambda_range):
+        raise PlicError("give exactly one of --lambda or --lambda-range")
+    lo, hi = (lmbda, lmbda) if lmbda is not None else sorted(lambda_range)
+    if lo <= 0:
+        raise PlicError("lambda must be positive")
+    if metric == "ms-ssim" and crop < 256:
+        raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")
+    try:
+        milestones = [float(v) for v in lr_milestones.split(",") if v.strip()]
+    except ValueError:
+        raise PlicError("--lr-milestones takes comma-separated fractions, e.g. 0.8,0.95") from None
+    model_args = {}
+    if n_channels:
+        model_args["N"] = n_channels
+    if m_channels:
+        model_args["M"] = m_channels
+    if eval_every and not os.path.exists(eval_data):
+        click.echo(f"plic: evaluation folder {eval_data} not found; periodic evaluation is off", err=True)
+        eval_every = 0
+    cfg = TrainConfig(
+        model=model_name, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
+        data=list(data), steps=steps, batch_size=batch_size, crop=crop, lr=lr,
+        lr_milestones=milestones, lr_gamma=lr_gamma, warmup_steps=warmup_steps,
+        clip_grad=clip_grad, seed=seed, checkpoint_every=checkpoint_every,
+        eval_every=eval_every, eval_data=eval_data, eval_images=eval_images, init=init,
+    )
+    trainer = Trainer(cfg, out, device=_device(device), log=lambda m: click.echo(m, err=True))
+    click.echo(f"{len(trainer.data)} training images ({trainer.data.skipped} skipped); "
+               f"lambda in [{lo:g}, {hi:g}]", err=True)
+    trainer.run(progress=not no_progress)
+
+
+__all__ = ["command", "COMPRESSAI_MSE_LAMBDAS"]

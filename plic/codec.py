@@ -1,0 +1,290 @@
+"""Real compression: image -> ``.plic`` bytes -> image.
+
+Determinism. A learned codec decodes correctly only if the decoder computes
+exactly the entropy-model parameters (CDF indexes, means) the encoder used; a
+last-bit float difference between machines picks another CDF and the rest of
+the stream decodes to garbage (CompressAI issues #279, #309, #320). plic runs
+the whole entropy-parameter path -- hyper-decoder, context models, parameter
+aggregation, rANS -- on the CPU in float64, with CDF tables frozen inside the
+weight file. Float64 leaves cross-machine differences around 1e-16 relative,
+far below the spacing of the scale table, so the indexes agree. The analysis
+and synthesis transforms run in float32 on any device: they only move pixel
+values, never the parse. Decoding on the CPU (the default) gives the same
+pixels on CPU machines; a GPU decode may differ by one level in a few pixels.
+
+Memory. Transforms run over overlapping tiles (the margin covers their
+receptive field), so a 24-megapixel photo is coded as one bitstream without
+seams while activations stay bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from plic import bitstream
+from plic.bitstream import Header, PlicFile
+from plic.errors import BitstreamError, PlicError
+from plic.image_io import PlanarImage, decode_alpha, encode_alpha, to_pil
+from plic.models.base import VariableRateCodec
+
+#: tile edge (pixels) of the transforms; images up to this size are not tiled
+TILE = 1024
+#: overlap on each side of a tile (pixels; a multiple of 64), > receptive field radius
+MARGIN = 128
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    bpp: float
+    seconds: float
+
+
+def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float,
+           tile: int, margin: int) -> torch.Tensor:
+    """Apply a fully convolutional ``fn`` over overlapping tiles of ``x``.
+
+    ``scale`` is output size / input size (1/16 for analysis, 16 for
+    synthesis); ``tile`` and ``margin`` are in input units and multiples of
+    1/scale when scale < 1.
+    """
+    _, _, h, w = x.shape
+    if h <= tile and w <= tile:
+        return fn(x)
+    out = None
+    for r0 in range(0, h, tile):
+        for c0 in range(0, w, tile):
+            r1, c1 = min(r0 + tile, h), min(c0 + tile, w)
+            a0, b0 = max(r0 - margin, 0), max(c0 - margin, 0)
+            a1, b1 = min(r1 + margin, h), min(c1 + margin, w)
+            y = fn(x[:, :, a0:a1, b0:b1])
+            if out is None:
+                out = y.new_empty(y.shape[0], y.shape[1], round(h * scale), round(w * scale))
+            ir0, ic0 = round((r0 - a0) * scale), round((c0 - b0) * scale)
+            ir1, ic1 = ir0 + round((r1 - r0) * scale), ic0 + round((c1 - c0) * scale)
+            out[:, :, round(r0 * scale):round(r1 * scale), round(c0 * scale):round(c1 * scale)] = y[:, :, ir0:ir1, ic0:ic1]
+    return out
+
+
+@contextlib.contextmanager
+def _float64_default():
+    # some compressai latent codecs allocate with torch.zeros() and the default
+    # dtype; the entropy path must stay float64 throughout
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+class Codec:
+    """A loaded model ready to code real files.
+
+    Args:
+        model: a trained :class:`VariableRateCodec` (CDF tables present).
+        device: where the analysis/synthesis transforms run.
+    """
+
+    def __init__(self, model: VariableRateCodec, device: str = "cpu"):
+        if not hasattr(model, "fingerprint"):
+            raise ValueError("load the model with plic.zoo so that its fingerprint is known")
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        # The entropy-parameter path, float64 on the CPU (see module doc).
+        self.entropy = copy.deepcopy(model.latent_codec).cpu().double().eval()
+        self.name = model.registry_name
+        self.stride = model.stride
+
+    # ------------------------------------------------------------------ rate
+    def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
+        m = self.model
+        if quality is not None and lmbda is not None:
+            raise PlicError("give --quality or --lambda, not both")
+        if lmbda is not None:
+            try:
+                m.check_lambda(lmbda)
+            except ValueError as exc:
+                raise PlicError(str(exc)) from None
+            value = lmbda
+        elif not m.variable_rate:
+            if quality is not None:
+                raise PlicError(f"this {self.name} model is fixed-rate (lambda {m.lambda_max:g}); --quality does not apply")
+            value = m.lambda_max
+        else:
+            try:
+                value = m.quality_to_lambda(4.0 if quality is None else float(quality))
+            except ValueError as exc:
+                raise PlicError(str(exc)) from None
+        # the header stores float32: code with exactly the value the decoder will read
+        return float(np.float32(value))
+
+    def _step(self, lmbda: float) -> torch.Tensor:
+        return self.model.quant_step(torch.tensor([lmbda], dtype=torch.float64)).double()
+
+    # ---------------------------------------------------------------- encode
+    @torch.no_grad()
+    def encode_planes(self, img: PlanarImage, lmbda: float) -> PlicFile:
+        x = img.rgb.to(self.device)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        # replicate padding costs fewer bits than zeros and is cropped away
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+        y = _tiled(self.model.analysis, x, 1 / 16, TILE, MARGIN)
+        y = y.cpu().double() / self._step(lmbda)
+        with _float64_default():
+            out = self.entropy.compress(y)
+        payloads = [list(s) for s in out["strings"]]
+        flags = bitstream.FLAG_VARIABLE_RATE if self.model.variable_rate else 0
+        extensions = {}
+        if img.alpha is not None:
+            flags |= bitstream.FLAG_ALPHA
+            extensions[bitstream.TAG_ALPHA] = encode_alpha(img.alpha)
+        header = Header(
+            model=self.name, fingerprint=self.model.fingerprint, height=h, width=w,
+            channels=img.channels, bit_depth=img.bit_depth, lmbda=lmbda,
+            shapes=out["shape"], flags=flags,
+        )
+        return PlicFile(header, payloads, extensions)
+
+    def encode(self, img: PlanarImage, quality: Optional[float] = None,
+               lmbda: Optional[float] = None) -> EncodeResult:
+        t0 = time.perf_counter()
+        lam = self.resolve_lambda(quality, lmbda)
+        data = bitstream.pack(self.encode_planes(img, lam))
+        return EncodeResult(data, 8 * len(data) / (img.height * img.width), time.perf_counter() - t0)
+
+    # ---------------------------------------------------------------- decode
+    def check_header(self, header: Header) -> None:
+        if header.model != self.name:
+            raise BitstreamError(f"file was made by model {header.model!r}, this decoder holds {self.name!r}")
+        if header.fingerprint != self.model.fingerprint:
+            raise BitstreamError(
+                f"file was made with other {header.model!r} weights (fingerprint "
+                f"{header.fingerprint.hex()}, these are {self.model.fingerprint.hex()}); "
+                f"pass the matching weights with --model-path"
+            )
+        try:
+            self.model.check_lambda(header.lmbda)
+        except ValueError as exc:
+            raise BitstreamError(f"corrupt header: {exc}") from None
+        expected = self.expected_shapes(header.height, header.width)
+        if expected is not None and bitstream.shapes_from_json(bitstream._shapes_to_json(expected)) != header.shapes:
+            raise BitstreamError("corrupt header: latent shapes do not match the image size")
+
+    def expected_shapes(self, h: int, w: int) -> Any:
+        """Latent shapes the latent codec reports for an h x w image."""
+        ph, pw = h + (-h) % self.stride, w + (-w) % self.stride
+        return latent_shapes(self.entropy, ph // 16, pw // 16)
+
+    @torch.no_grad()
+    def decode_file(self, f: PlicFile) -> torch.Tensor:
+        """Decoded colour planes, float [1, 3, H, W] clamped to [0, 1]."""
+        hd = f.header
+        self.check_header(hd)
+        payloads = self._padded_payloads(f)
+        try:
+            with _float64_default():
+                out = self.entropy.decompress(payloads, _as_compressai_shapes(hd.shapes))
+        except (ValueError, RuntimeError, AssertionError, IndexError, TypeError) as exc:
+            raise BitstreamError(f"corrupt payload ({type(exc).__name__})") from None
+        y_hat = (out["y_hat"] * self._step(hd.lmbda)).float().to(self.device)
+        x_hat = _tiled(self.model.synthesis, y_hat, 16, TILE // 16, MARGIN // 16)
+        x_hat = torch.nan_to_num(x_hat[:, :, : hd.height, : hd.width], nan=0.0, posinf=1.0, neginf=0.0)
+        return x_hat.clamp(0, 1)
+
+    def _padded_payloads(self, f: PlicFile):
+        """Payloads followed by zero bytes the rANS decoder may over-read.
+
+        compressai's rANS decoder reads 32-bit words without bounds checks; a
+        stream that is not what the encoder wrote (a crafted file with a valid
+        checksum) would make it read past the buffer. Per payload it reads at
+        most the payload itself, 15 more bytes per payload byte through the
+        bypass (escape) path, and one word per symbol once the payload is
+        exhausted; that much zero padding makes every read land inside the
+        buffer. A genuine stream never reaches the padding, so decoding is
+        unchanged.
+        """
+        counts = self.model.symbols_per_payload(f.header.shapes)
+        if len(counts) != len(f.payloads) or any(len(g) != 1 for g in f.payloads):
+            raise BitstreamError("corrupt file: wrong number of payloads for this model")
+        return [[s + bytes(16 * len(s) + 4 * n + 64) for s in group]
+                for group, n in zip(f.payloads, counts)]
+
+    def decode(self, data: bytes):
+        """``.plic`` bytes -> Pillow image of the original kind (mode, bit depth, alpha)."""
+        f = bitstream.parse(data)
+        rgb = self.decode_file(f)
+        return to_pil(rgb, f.header.channels, f.header.bit_depth, alpha_plane(f)), f
+
+
+def alpha_plane(f: PlicFile):
+    """The losslessly carried alpha plane of a parsed file, or None."""
+    if bitstream.TAG_ALPHA not in f.extensions:
+        return None
+    return decode_alpha(f.extensions[bitstream.TAG_ALPHA], f.header.height, f.header.width)
+
+
+def _as_compressai_shapes(shapes: Any) -> Any:
+    """compressai wants ``torch.Size``-comparable tuples; JSON gave tuples already."""
+    if isinstance(shapes, dict):
+        return {k: _as_compressai_shapes(v) for k, v in shapes.items()}
+    if isinstance(shapes, tuple) and all(isinstance(v, int) for v in shapes):
+        return torch.Size(shapes)
+    if isinstance(shapes, tuple):
+        return [_as_compressai_shapes(v) for v in shapes]
+    return shapes
+
+
+_SHAPE_CACHE: Dict[tuple, Any] = {}
+
+
+def latent_shapes(latent_codec, hy: int, wy: int) -> Any:
+    """Shapes compressai's latent codec records for a y of hy x wy.
+
+    Found by compressing a small all-zero latent once per architecture and
+    rescaling: shapes are y's size, or z's (y / 4), in every latent codec here.
+    """
+    key = (id(latent_codec),)
+    if key not in _SHAPE_CACHE:
+        c = next(p for p in latent_codec.parameters()).new_zeros
+        probe = c(1, _latent_channels(latent_codec), 8, 12)
+        with torch.no_grad(), _float64_default():
+            _SHAPE_CACHE[key] = bitstream._shapes_to_json(latent_codec.compress(probe)["shape"])
+    template = _SHAPE_CACHE[key]
+
+    def rescale(obj):
+        if isinstance(obj, dict):
+            return {k: rescale(v) for k, v in obj.items()}
+        if isinstance(obj, list) and len(obj) >= 2 and all(isinstance(v, int) for v in obj):
+            # (..., H, W) of y or of z = y / 4; leading entries (channels) kept
+            if obj[-2:] == [8, 12]:
+                return obj[:-2] + [hy, wy]
+            if obj[-2:] == [2, 3]:
+                return obj[:-2] + [hy // 4, wy // 4]
+            raise AssertionError(f"unexpected latent shape {obj}")
+        if isinstance(obj, list):
+            return [rescale(v) for v in obj]
+        return obj
+
+    return rescale(template)
+
+
+def _latent_channels(latent_codec) -> int:
+    h_a = latent_codec["hyper"].h_a
+    first = next(m for m in h_a.modules() if isinstance(m, torch.nn.Conv2d))
+    return first.in_channels
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
+    mse = torch.mean((a.double() - b.double()) ** 2).item()
+    return float("inf") if mse == 0 else 10 * math.log10(peak**2 / mse)

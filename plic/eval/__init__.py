@@ -1,0 +1,1 @@
+"""Evaluation: rate-distortion summaries and Bjontegaard deltas."""

@@ -1,0 +1,114 @@
+"""Common skeleton of plic's codecs: analysis, variable-rate gain, latent codec, synthesis.
+
+Every plic model is ``x -> g_a -> y -> y / a(lambda) -> latent codec -> * a(lambda) -> g_s``.
+The latent codec is one of compressai's ``LatentCodec`` modules (hyperprior,
+channel groups, checkerboard...), so entropy models, the rANS coder and the
+context models are compressai's.
+
+Variable rate follows QVRF (Tong et al., ICIP 2023): one scalar quantization
+step ``a`` scales the latent before quantization and back after, so one set of
+weights serves a continuous range of Lagrange multipliers. We tie ``a`` to
+lambda in closed form, ``a = sqrt(lambda_max / lambda)``: under the high-rate
+approximation the MSE-optimal uniform quantizer step grows as
+``1/sqrt(lambda)``, and a closed form keeps the rate parameter a single float
+in the bitstream header with no learned table to keep in sync. A fixed-rate
+model is the special case ``lambda_min == lambda_max`` (``a == 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Sequence
+
+import torch
+from compressai.models import CompressionModel
+from torch import Tensor
+
+#: Lagrange multipliers of CompressAI's quality levels 1..8 (MSE models). A
+#: user of CompressAI reads ``--quality 3`` as lambda 0.0067; plic keeps that.
+COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+class VariableRateCodec(CompressionModel):
+    """Base class: subclasses define ``g_a``, ``g_s`` and ``latent_codec``.
+
+    Args:
+        lambda_min, lambda_max: range of Lagrange multipliers the model is
+            trained for (equal for a fixed-rate model).
+    """
+
+    #: total down-sampling factor of the deepest latent: inputs are padded to it.
+    stride: int = 64
+    registry_name: str = "?"
+
+    def __init__(self, lambda_min: float, lambda_max: float, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 < lambda_min <= lambda_max:
+            raise ValueError("need 0 < lambda_min <= lambda_max")
+        self.lambda_min = float(lambda_min)
+        self.lambda_max = float(lambda_max)
+
+    # ----------------------------------------------------------------- rate
+    @property
+    def variable_rate(self) -> bool:
+        return self.lambda_min < self.lambda_max
+
+    def config(self) -> Dict[str, Any]:
+        """Constructor arguments, stored in weight files to rebuild the model."""
+        raise NotImplementedError
+
+    def quant_step(self, lmbda: Tensor) -> Tensor:
+        """QVRF quantization step for each lambda, shaped to broadcast over NCHW."""
+        lmbda = torch.as_tensor(lmbda, dtype=torch.float64).reshape(-1, 1, 1, 1)
+        return torch.sqrt(self.lambda_max / lmbda)
+
+    def quality_to_lambda(self, quality: float) -> float:
+        """Map ``quality`` in [1, 8] log-linearly onto the trained lambda range.
+
+        Fractional qualities are allowed; 1 is ``lambda_min``, 8 ``lambda_max``.
+        """
+        if not 1 <= quality <= 8:
+            raise ValueError("quality must be between 1 and 8")
+        t = (quality - 1) / 7
+        return math.exp(math.log(self.lambda_min) * (1 - t) + math.log(self.lambda_max) * t)
+
+    def check_lambda(self, lmbda: float) -> None:
+        # a small tolerance: lambdas round-trip through float32 in the header
+        lo, hi = self.lambda_min * (1 - 1e-6), self.lambda_max * (1 + 1e-6)
+        if not lo <= lmbda <= hi:
+            raise ValueError(
+                f"lambda {lmbda:g} is outside this model's range "
+                f"[{self.lambda_min:g}, {self.lambda_max:g}]"
+            )
+
+    def symbols_per_payload(self, shapes) -> list:
+        """Number of symbols coded in each payload, from the header's latent shapes.
+
+        Default: a hyperprior codec whose payloads are ``[y, z]`` with shapes
+        ``{"y": (H, W), "hyper": (h, w)}``.
+        """
+        (hy, wy), (hz, wz) = shapes["y"], shapes["hyper"]
+        return [self.M * hy * wy, self.N * hz * wz]
+
+    # -------------------------------------------------------------- training
+    def forward(self, x: Tensor, lmbda: Tensor | float | Sequence[float]) -> Dict[str, Any]:
+        """Training / evaluation pass with quantization surrogates.
+
+        ``lmbda`` is one value or one per batch item.
+        """
+        y = self.g_a(x)
+        a = self.quant_step(torch.as_tensor(lmbda)).to(y)
+        if a.shape[0] == 1:
+            a = a.expand(y.shape[0], 1, 1, 1)
+        out = self.latent_codec(y / a)
+        x_hat = self.g_s(out["y_hat"] * a)
+        return {"x_hat": x_hat, "likelihoods": out["likelihoods"], "y": y}
+
+    # --------------------------------------------------------- real coding
+    # Real coding is split so that the entropy-parameter path can run in
+    # float64 on the CPU (see plic.codec): only these three calls are needed.
+    def analysis(self, x: Tensor) -> Tensor:
+        return self.g_a(x)
+
+    def synthesis(self, y_hat: Tensor) -> Tensor:
+        return self.g_s(y_hat)

@@ -1,0 +1,55 @@
+"""ELIC (He et al., CVPR 2022): uneven channel groups (16, 16, 32, 64, M-128)
+with a checkerboard (two-pass, parallel) spatial context in each group.
+
+The transforms and the space-channel context model are compressai's
+``Elic2022Official`` (built from its ``ChannelGroupsLatentCodec`` and
+``CheckerboardLatentCodec``); plic adds the QVRF variable-rate step of
+:class:`plic.models.base.VariableRateCodec` around it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence
+
+from compressai.models.sensetime import Elic2022Official
+
+from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec
+from plic.registry import register_model
+
+
+@register_model("elic")
+class ELIC(VariableRateCodec):
+    stride = 64
+
+    def __init__(
+        self,
+        N: int = 192,
+        M: int = 320,
+        groups: Sequence[int] | None = None,
+        lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
+        lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6],
+    ):
+        super().__init__(lambda_min, lambda_max)
+        groups = list(groups) if groups is not None else [16, 16, 32, 64, M - 128]
+        if sum(groups) != M or any(g <= 0 for g in groups):
+            raise ValueError(f"channel groups {groups} must be positive and sum to M={M}")
+        reference = Elic2022Official(N=N, M=M, groups=groups)
+        self.N, self.M, self.groups = int(N), int(M), [int(g) for g in groups]
+        self.g_a = reference.g_a
+        self.g_s = reference.g_s
+        self.latent_codec = reference.latent_codec
+
+    def symbols_per_payload(self, shapes) -> list:
+        # payloads: for each channel group, the checkerboard's anchor and
+        # non-anchor halves (each bounded by the whole group); then z
+        counts = []
+        for c, h, w in shapes["y"]:
+            counts += [c * h * w, c * h * w]
+        hz, wz = shapes["hyper"]
+        return counts + [self.N * hz * wz]
+
+    def config(self) -> Dict[str, Any]:
+        return {
+            "N": self.N, "M": self.M, "groups": self.groups,
+            "lambda_min": self.lambda_min, "lambda_max": self.lambda_max,
+        }

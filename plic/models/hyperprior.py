@@ -1,0 +1,77 @@
+"""Mean-scale hyperprior (Minnen, Ballé, Toderici, NeurIPS 2018) without the
+autoregressive context: the base model of SGA+.
+
+Transforms as in compressai's ``MeanScaleHyperprior``; the entropy coding is a
+compressai ``HyperpriorLatentCodec`` (EntropyBottleneck for z, Gaussian
+conditional with mean and scale for y).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from compressai.entropy_models import EntropyBottleneck
+from compressai.latent_codecs import (
+    GaussianConditionalLatentCodec,
+    HyperLatentCodec,
+    HyperpriorLatentCodec,
+)
+from compressai.layers import GDN
+from compressai.models.utils import conv, deconv
+from torch import nn
+
+from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec
+from plic.registry import register_model
+
+
+@register_model("hyperprior")
+class MeanScaleHyperprior(VariableRateCodec):
+    """Args:
+    N: channels of the transforms; M: channels of the latent y.
+    lambda_min, lambda_max: trained Lagrange multiplier range (QVRF).
+    """
+
+    stride = 64
+
+    def __init__(
+        self,
+        N: int = 128,
+        M: int = 192,
+        lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
+        lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6],
+    ):
+        super().__init__(lambda_min, lambda_max)
+        self.N, self.M = int(N), int(M)
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
+        )
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True),
+            deconv(N, 3),
+        )
+        h_a = nn.Sequential(
+            conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
+            conv(N, N, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+            conv(N, N, stride=2, kernel_size=5),
+        )
+        h_s = nn.Sequential(
+            deconv(N, M, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+            deconv(M, M * 3 // 2, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+            conv(M * 3 // 2, M * 2, stride=1, kernel_size=3),
+        )
+        self.latent_codec = HyperpriorLatentCodec(
+            latent_codec={
+                # The decoder sees y rounded around its predicted mean (STE)
+                # while the rate uses additive noise: the "mixed" quantization
+                # surrogate that trains better than noise alone.
+                "y": GaussianConditionalLatentCodec(quantizer="ste"),
+                "hyper": HyperLatentCodec(
+                    entropy_bottleneck=EntropyBottleneck(N), h_a=h_a, h_s=h_s, quantizer="ste"
+                ),
+            }
+        )
+
+    def config(self) -> Dict[str, Any]:
+        return {"N": self.N, "M": self.M, "lambda_min": self.lambda_min, "lambda_max": self.lambda_max}

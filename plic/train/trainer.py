@@ -1,0 +1,318 @@
+"""Rate-distortion training with exact resume.
+
+A run folder holds:
+
+* ``checkpoint.safetensors``: model weights (float32, CDF tables fresh);
+* ``optimizer.safetensors``: both optimizers' tensors;
+* ``state.json``: step, configuration, RNG states, optimizer hyper-parameters;
+* ``train.csv`` / ``eval.csv``: training curves and Kodak evaluations with real
+  bitstreams;
+* ``model.safetensors``: the final weights, loadable with ``--model-path``.
+
+Every file is written to a temporary name and renamed, so a kill at any
+moment leaves the previous checkpoint intact; restarting the same command
+continues from it and produces the same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from plic import bitstream, zoo
+from plic.codec import Codec, psnr
+from plic.errors import PlicError
+from plic.image_io import quantize_rgb, read_image
+from plic.registry import build_model
+from plic.train.data import RandomCrops, find_images
+from plic.train.loss import RateDistortionLoss
+
+
+@dataclass
+class TrainConfig:
+    model: str = "hyperprior"
+    model_args: Dict = field(default_factory=dict)
+    lambda_min: float = 0.0067
+    lambda_max: float = 0.0067
+    metric: str = "mse"
+    data: List[str] = field(default_factory=list)
+    steps: int = 100_000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    lr_milestones: List[float] = field(default_factory=lambda: [0.85])
+    lr_gamma: float = 0.1
+    warmup_steps: int = 0
+    clip_grad: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    eval_every: int = 2000
+    eval_data: Optional[str] = None
+    eval_images: int = 4
+    init: Optional[str] = None
+
+    def lr_at(self, step: int) -> float:
+        lr = self.lr
+        if self.warmup_steps and step < self.warmup_steps:
+            lr *= (step + 1) / self.warmup_steps
+        for m in self.lr_milestones:
+            if step >= m * self.steps:
+                lr *= self.lr_gamma
+        return lr
+
+    # fields that must not change when a run is resumed
+    IMMUTABLE = ("model", "model_args", "lambda_min", "lambda_max", "metric", "batch_size", "crop", "seed")
+
+
+def _atomic_save_tensors(tensors: Dict[str, torch.Tensor], path: Path, metadata=None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _optimizer_to_tensors(opt: torch.optim.Optimizer, prefix: str):
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for name, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{idx}.{name}"] = value
+            else:
+                scalars[f"{idx}.{name}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_tensors(opt: torch.optim.Optimizer, prefix: str, tensors, meta) -> None:
+    state: Dict[int, Dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for key, value in meta["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.device = torch.device(device)
+        self.log = log
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        args = dict(cfg.model_args, lambda_min=cfg.lambda_min, lambda_max=cfg.lambda_max)
+        self.model = build_model(cfg.model, **args).to(self.device)
+        if cfg.init:
+            self._load_init(cfg.init)
+        main = [p for n, p in self.model.named_parameters() if not n.endswith("quantiles")]
+        aux = [p for n, p in self.model.named_parameters() if n.endswith("quantiles")]
+        self.opt = torch.optim.Adam(main, lr=cfg.lr)
+        self.aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr)
+        self.loss_fn = RateDistortionLoss(cfg.metric)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.data = RandomCrops(cfg.data, crop=cfg.crop)
+        self.eval_files = []
+        if cfg.eval_data and cfg.eval_every > 0:
+            self.eval_files = find_images([cfg.eval_data])[: cfg.eval_images]
+
+    # ----------------------------------------------------------- lambdas
+    def sample_lambdas(self, n: int) -> torch.Tensor:
+        lo, hi = math.log(self.cfg.lambda_min), math.log(self.cfg.lambda_max)
+        u = torch.rand(n, generator=self.gen)
+        return torch.exp(lo + (hi - lo) * u)
+
+    # ------------------------------------------------------- checkpoints
+    def _load_init(self, path: str) -> None:
+        init = zoo.load_weights(path)
+        missing, unexpected = self.model.load_state_dict(init.state_dict(), strict=False)
+        self.log(f"initialised from {path} (missing {len(missing)}, unexpected {len(unexpected)})")
+
+    def save_checkpoint(self) -> None:
+        self.model.update(force=True)
+        t_main, m_main = _optimizer_to_tensors(self.opt, "main")
+        t_aux, m_aux = _optimizer_to_tensors(self.aux_opt, "aux")
+        rng = {
+            "rng.torch": torch.get_rng_state(),
+            "rng.data": self.gen.get_state(),
+        }
+        if self.device.type == "cuda":
+            rng["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        _atomic_save_tensors({k: v for k, v in self.model.state_dict().items()},
+                             self.out / "checkpoint.safetensors",
+                             {"plic_model": self.model.registry_name,
+                              "plic_config": json.dumps(self.model.config())})
+        _atomic_save_tensors({**t_main, **t_aux, **rng}, self.out / "optimizer.safetensors")
+        state = {
+            "step": self.step,
+            "config": asdict(self.cfg),
+            "optim": {"main": m_main, "aux": m_aux},
+            "python_random": base64.b64encode(json.dumps(random.getstate(), default=list).encode()).decode(),
+        }
+        _atomic_write_text(json.dumps(state, indent=1), self.out / "state.json")
+
+    def try_resume(self) -> bool:
+        state_path = self.out / "state.json"
+        if not state_path.exists():
+            return False
+        state = json.loads(state_path.read_text())
+        old = state["config"]
+        for key in TrainConfig.IMMUTABLE:
+            if old.get(key) != asdict(self.cfg).get(key):
+                raise PlicError(
+                    f"{self.out} holds a run with {key}={old.get(key)!r}; this command asks for "
+                    f"{asdict(self.cfg).get(key)!r} (use another --out)"
+                )
+        ckpt = zoo.load_weights(self.out / "checkpoint.safetensors")
+        self.model.load_state_dict(ckpt.state_dict())
+        with safe_open(str(self.out / "optimizer.safetensors"), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        _optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
+        _optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.gen.set_state(tensors["rng.data"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        py_state = json.loads(base64.b64decode(state["python_random"]))
+        random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
+        self.step = int(state["step"])
+        return True
+
+    # ------------------------------------------------------------ steps
+    def train_step(self) -> Dict[str, float]:
+        self.model.train()
+        x = self.data.sample(self.cfg.batch_size, self.gen).to(self.device)
+        lmbda = self.sample_lambdas(x.shape[0]).to(self.device)
+        for g in self.opt.param_groups:
+            g["lr"] = self.cfg.lr_at(self.step)
+        out = self.model(x, lmbda)
+        losses = self.loss_fn(out, x, lmbda)
+        self.opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if self.cfg.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.opt.param_groups for p in g["params"]], self.cfg.clip_grad)
+        self.opt.step()
+        aux = self.model.aux_loss()
+        self.aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        self.aux_opt.step()
+        self.step += 1
+        mse = float(losses["mse"])
+        return {
+            "loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": mse,
+            "psnr": 10 * math.log10(1 / max(mse, 1e-12)), "aux": float(aux),
+            "lr": self.opt.param_groups[0]["lr"],
+        }
+
+    @torch.no_grad()
+    def evaluate(self) -> List[Dict[str, float]]:
+        """Real bitstreams on the evaluation images at the ends and middle of the range."""
+        if not self.eval_files:
+            return []
+        self.model.eval()
+        self.model.update(force=True)
+        self.model.fingerprint = zoo.fingerprint(self.model.state_dict())
+        codec = Codec(self.model, device=str(self.device))
+        lo, hi = self.cfg.lambda_min, self.cfg.lambda_max
+        lambdas = sorted({lo, math.sqrt(lo * hi), hi})
+        rows = []
+        for lam in lambdas:
+            bpps, psnrs = [], []
+            for path in self.eval_files:
+                img = read_image(path)
+                enc = codec.encode(img, lmbda=lam)
+                rec = codec.decode_file(bitstream.parse(enc.data))
+                bpps.append(enc.bpp)
+                psnrs.append(psnr(quantize_rgb(rec).cpu(), img.rgb))
+            rows.append({"step": self.step, "lambda": lam, "bpp": float(np.mean(bpps)),
+                         "psnr": float(np.mean(psnrs)), "images": len(self.eval_files)})
+        return rows
+
+    def _append_csv(self, name: str, rows: List[Dict]) -> None:
+        if not rows:
+            return
+        path = self.out / name
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+
+    def _truncate_csv(self, name: str) -> None:
+        """After a resume, drop log rows written past the checkpoint's step."""
+        path = self.out / name
+        if not path.exists():
+            return
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if int(float(r["step"])) <= self.step]
+        if len(keep) != len(rows):
+            with path.open("w", newline="") as f:
+                if keep:
+                    w = csv.DictWriter(f, fieldnames=list(keep[0]))
+                    w.writeheader()
+                    w.writerows(keep)
+
+    def run(self, progress: bool = True) -> None:
+        from tqdm import tqdm
+
+        resumed = self.try_resume()
+        if resumed:
+            self.log(f"resuming {self.out} at step {self.step}")
+            self._truncate_csv("train.csv")
+            self._truncate_csv("eval.csv")
+        (self.out / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress,
+                   dynamic_ncols=True, desc="train")
+        pending: List[Dict] = []
+        t0 = time.time()
+        while self.step < self.cfg.steps:
+            stats = self.train_step()
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise PlicError(f"training diverged at step {self.step} (loss {stats['loss']}); lower --lr")
+            stats["step"] = self.step
+            stats["seconds"] = round(time.time() - t0, 2)
+            pending.append(stats)
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", bpp=f"{stats['bpp']:.3f}", psnr=f"{stats['psnr']:.2f}")
+            if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
+                self._append_csv("train.csv", pending)
+                pending = []
+                self.save_checkpoint()
+            if self.cfg.eval_every > 0 and (self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps):
+                rows = self.evaluate()
+                self._append_csv("eval.csv", rows)
+                for r in rows:
+                    bar.write(f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
+                              f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)")
+        bar.close()
+        self._append_csv("train.csv", pending)
+        self.save_checkpoint()
+        zoo.save_weights(self.model, self.out / "model.safetensors",
+                         metadata={"plic_training": json.dumps({"steps": self.step, "data": self.cfg.data})})
+        self.log(f"wrote {self.out / 'model.safetensors'}")

@@ -1,0 +1,140 @@
+"""Weights: shipped models by name, and safetensors files by path.
+
+A plic weight file is a safetensors file whose metadata names the registered
+model (``plic_model``) and its constructor arguments (``plic_config``, JSON).
+It holds the parameters and the entropy models' CDF tables: the tables are
+computed once, when the file is written, and never recomputed at load, so that
+an encoder and a decoder on different machines use the same integer tables.
+Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import plic.models  # noqa: F401  (registers the architectures)
+from plic.errors import PlicError
+from plic.registry import MODELS, build_model
+
+#: name -> file inside ``plic/weights`` of the default weights of that name.
+PRETRAINED: Dict[str, str] = {
+    "hyperprior": "hyperprior-mse-vr.safetensors",
+}
+DEFAULT_MODEL = "hyperprior"
+
+_CACHE: Dict[str, torch.nn.Module] = {}
+
+
+def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
+    """8-byte digest of the weights as the model uses them (float32 values).
+
+    Written in every bitstream so that a decoder holding other weights
+    refuses the file instead of decoding garbage.
+    """
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        if t.is_floating_point():
+            t = t.to(torch.float32)
+        h.update(key.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.numpy().tobytes())
+    return h.digest()[:8]
+
+
+def shipped_path(name: str) -> Optional[Path]:
+    if name not in PRETRAINED:
+        return None
+    return Path(str(resources.files("plic") / "weights" / PRETRAINED[name]))
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, half: bool = False,
+                 metadata: Optional[Dict[str, str]] = None) -> bytes:
+    """Write ``model`` (CDF tables refreshed) to ``path``; returns its fingerprint.
+
+    With ``half``, parameters are rounded to float16 *before* the CDF tables
+    are computed, so the tables match the weights the decoder will load.
+    """
+    model = model.cpu().eval()
+    if half:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.half().float())
+    model.update(force=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    params = {k for k, _ in model.named_parameters()}
+    # only parameters are halved; buffers (CDF tables, scale table, GDN
+    # bounds) stay exact so the loaded model is the one fingerprinted here
+    to_save = {k: v.half() if half and k in params else v for k, v in state.items()}
+    meta = {"plic_model": model.registry_name, "plic_config": json.dumps(model.config())}
+    meta.update(metadata or {})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(to_save, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return fingerprint(state)
+
+
+def read_metadata(path: str | Path) -> Dict[str, str]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # safetensors raises several types for bad files
+        raise PlicError(f"{path}: not a readable safetensors weight file ({exc})") from None
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> torch.nn.Module:
+    """Build the model named in the file's metadata and load its weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise PlicError(f"{path}: no such weight file")
+    meta = read_metadata(path)
+    name = meta.get("plic_model")
+    if name not in MODELS:
+        raise PlicError(f"{path}: not a plic weight file (model {name!r} unknown)")
+    try:
+        config = json.loads(meta.get("plic_config", "{}"))
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise PlicError(f"{path}: unreadable weight file ({exc})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model = build_model(name, **config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise PlicError(f"{path}: weights do not fit model {name!r}: {first}") from None
+    model.fingerprint = fingerprint(model.state_dict())
+    model.weights_path = str(path)
+    return model.to(device).eval()
+
+
+def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:
+    """A shipped model by registry name, or a weight file by path (cached)."""
+    key = f"{name_or_path}@{device}"
+    if key in _CACHE:
+        return _CACHE[key]
+    path = shipped_path(name_or_path)
+    if path is None:
+        if name_or_path in MODELS:
+            raise PlicError(
+                f"model {name_or_path!r} has no shipped weights; pass a weight file "
+                f"with --model-path (train one with 'plic train')"
+            )
+        path = Path(name_or_path)
+    elif not path.is_file():
+        raise PlicError(f"shipped weights for {name_or_path!r} are missing from the installation ({path})")
+    model = load_weights(path, device)
+    _CACHE[key] = model
+    return model

@@ -1,0 +1,171 @@
+"""The command line: the user's workflow and every failure as one clear line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from plic.cli import main
+
+
+@pytest.fixture()
+def run(tiny_model_path):
+    runner = CliRunner()
+
+    def _run(*args, model=True):
+        args = [str(a) for a in args]
+        if model and args[0] in ("compress", "decompress"):
+            args += ["--model-path", str(tiny_model_path)]
+        return runner.invoke(main, args, catch_exceptions=False)
+
+    return _run
+
+
+def _one_line_error(result, pattern):
+    assert result.exit_code != 0
+    out = result.output.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("plic: "), result.output
+    assert pattern in out[0], out[0]
+    assert "Traceback" not in result.output
+
+
+def test_compress_info_decompress(run, sample_image, tmp_path):
+    plic_file, png = tmp_path / "c.plic", tmp_path / "c.png"
+    r = run("compress", sample_image, "-o", plic_file, "--quality", 3)
+    assert r.exit_code == 0, r.output
+    assert "bpp" in r.output and "dB PSNR" in r.output
+    r = run("info", plic_file)
+    assert r.exit_code == 0 and "451x300" in r.output and "checksum ok" in r.output
+    r = run("decompress", plic_file, "-o", png, "--reference", sample_image)
+    assert r.exit_code == 0, r.output
+    assert Image.open(png).size == (451, 300)
+
+
+def test_folders_in_batch_with_summary(run, sample_image, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    im = Image.open(sample_image)
+    im.save(src / "a.png")
+    im.crop((0, 0, 100, 80)).save(src / "sub" / "b.png")
+    r = run("compress", src, "-o", tmp_path / "out", "--quality", 2)
+    assert r.exit_code == 0, r.output
+    assert "2 image(s), mean" in r.output and "PSNR" in r.output
+    assert (tmp_path / "out" / "sub" / "b.plic").exists()
+    r = run("decompress", tmp_path / "out", "-o", tmp_path / "dec", "--reference", src)
+    assert r.exit_code == 0, r.output
+    assert "2 image(s)" in r.output and "PSNR" in r.output
+    assert Image.open(tmp_path / "dec" / "sub" / "b.png").size == (100, 80)
+
+
+def test_missing_and_unreadable_inputs(run, tmp_path):
+    _one_line_error(run("compress", tmp_path / "nope.png", "-o", tmp_path / "x.plic"), "no such file")
+    bad = tmp_path / "bad.png"
+    bad.write_text("hello")
+    _one_line_error(run("compress", bad, "-o", tmp_path / "x.plic"), "not an image")
+    assert not (tmp_path / "x.plic").exists()
+    _one_line_error(run("decompress", tmp_path / "nope.plic", "-o", tmp_path / "y.png"), "no such file")
+    _one_line_error(run("info", tmp_path / "nope.plic"), "no such file")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda d: d[: len(d) // 2], "checksum mismatch"),
+        (lambda d: d[:-10] + b"0123456789", "checksum mismatch"),
+        (lambda d: os.urandom(500), "wrong magic"),
+        (lambda d: b"GIF89a" + d[6:], "wrong magic"),
+        (lambda d: d[:4] + b"\x07" + d[5:], "version 7"),
+        (lambda d: b"", "wrong magic"),
+    ],
+)
+def test_damaged_plic_files(run, sample_plic, tmp_path, content, message):
+    f = tmp_path / "d.plic"
+    f.write_bytes(content(sample_plic))
+    _one_line_error(run("decompress", f, "-o", tmp_path / "d.png"), message)
+    assert not (tmp_path / "d.png").exists()
+    _one_line_error(run("info", f), message)
+
+
+def test_mismatched_model_is_refused(run, sample_plic, tmp_path):
+    import torch
+
+    from plic import zoo
+    from plic.models import MeanScaleHyperprior
+
+    torch.manual_seed(5)
+    other = tmp_path / "other.safetensors"
+    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0018, lambda_max=0.0932), other)
+    f = tmp_path / "s.plic"
+    f.write_bytes(sample_plic)
+    r = CliRunner().invoke(main, ["decompress", str(f), "-o", str(tmp_path / "s.png"), "--model-path", str(other)])
+    _one_line_error(r, "other 'hyperprior' weights")
+
+
+def test_existing_output_is_never_overwritten_silently(run, sample_image, tmp_path):
+    out = tmp_path / "keep.plic"
+    out.write_bytes(b"precious")
+    _one_line_error(run("compress", sample_image, "-o", out), "exists")
+    assert out.read_bytes() == b"precious"
+    assert run("compress", sample_image, "-o", out, "--force").exit_code == 0
+    _one_line_error(run("compress", sample_image, "-o", sample_image, "--force"), "overwrite the input")
+
+
+def test_full_disk_leaves_no_partial_file(run, sample_image, tmp_path, monkeypatch):
+    import plic.image_io as io_mod
+
+    class FullFile:
+        def __init__(self, fd, mode):
+            self.fd = fd
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            os.close(self.fd)
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_mod.os, "fdopen", lambda fd, mode: FullFile(fd, mode))
+    _one_line_error(run("compress", sample_image, "-o", tmp_path / "f.plic"), "No space left")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_options(run, sample_image, tmp_path):
+    _one_line_error(run("compress", sample_image, "-o", tmp_path / "a.plic", "--lambda", 5), "outside")
+    _one_line_error(run("compress", sample_image, "-o", tmp_path / "a.plic", "--model", "nope"), "nope")
+    r = run("compress", sample_image, "--quality", 11)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_real_process_exit_status_and_no_traceback(tmp_path):
+    """Through the installed entry point, as a user runs it."""
+    bad = tmp_path / "r.plic"
+    bad.write_bytes(b"PLIC\x01garbage")
+    p = subprocess.run([sys.executable, "-m", "plic", "decompress", str(bad), "-o", str(tmp_path / "r.png")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == ["plic: checksum mismatch: the file is corrupted or truncated"]
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_train_cli_small_run(tmp_path):
+    rng = np.random.default_rng(0)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    r = CliRunner().invoke(main, ["train", "--lambda", "0.0067", "--data", str(d), "--out", str(tmp_path / "run"),
+                                  "--steps", "3", "--batch-size", "2", "--crop", "64", "--N", "16", "--M", "24",
+                                  "--eval-every", "0", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    r = CliRunner().invoke(main, ["train", "--data", str(d), "--out", str(tmp_path / "r2")])
+    _one_line_error(r, "exactly one of --lambda or --lambda-range")

@@ -1,0 +1,197 @@
+"""Real coding: sizes, image kinds, determinism, tiling, model mismatch, decoder fuzzing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from plic import bitstream, codec as codec_mod, zoo
+from plic.codec import Codec
+from plic.errors import BitstreamError, PlicError
+from plic.image_io import read_image
+
+
+def _save(tmp_path, arr, mode=None, name="x.png", **kw):
+    p = tmp_path / name
+    Image.fromarray(arr, mode).save(p, **kw) if mode else Image.fromarray(arr).save(p, **kw)
+    return p
+
+
+def _roundtrip(codec, path, quality=3):
+    img = read_image(path)
+    data = codec.encode(img, quality=quality).data
+    pil, f = codec.decode(data)
+    return img, data, pil, f
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 70), (65, 3), (130, 67), (64, 64)])
+def test_any_size_round_trips(tiny_codec, tmp_path, h, w):
+    arr = np.random.default_rng(h * 1000 + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    _, data, pil, f = _roundtrip(tiny_codec, _save(tmp_path, arr))
+    assert pil.size == (w, h) and pil.mode == "RGB"
+    assert (f.header.height, f.header.width) == (h, w)
+
+
+def test_encoding_and_decoding_are_deterministic(tiny_codec, sample_image):
+    img = read_image(sample_image)
+    a = tiny_codec.encode(img, quality=5).data
+    b = tiny_codec.encode(img, quality=5).data
+    assert a == b
+    p1, _ = tiny_codec.decode(a)
+    p2, _ = tiny_codec.decode(a)
+    assert np.array_equal(np.asarray(p1), np.asarray(p2))
+
+
+def test_decoder_matches_the_encoders_latents(tiny_codec, sample_image):
+    """The decoded latents equal the encoder's: the rANS parse lost nothing."""
+    img = read_image(sample_image)
+    f = tiny_codec.encode_planes(img, 0.01)
+    hd = f.header
+    with codec_mod._float64_default():
+        out = tiny_codec.entropy.decompress(tiny_codec._padded_payloads(f), codec_mod._as_compressai_shapes(hd.shapes))
+    x = torch.nn.functional.pad(img.rgb, (0, (-img.width) % 64, 0, (-img.height) % 64), mode="replicate")
+    y = tiny_codec.model.analysis(x).double() / tiny_codec._step(0.01)
+    with torch.no_grad(), codec_mod._float64_default():
+        ref = tiny_codec.entropy.compress(y)["y_hat"]
+    assert torch.equal(out["y_hat"], ref)
+
+
+def test_higher_quality_costs_more_bits(tiny_codec, sample_image):
+    # a random model: only the ends of the range are sure to differ (the
+    # trained model's monotone rate is checked in test_golden)
+    img = read_image(sample_image)
+    assert len(tiny_codec.encode(img, quality=1).data) < len(tiny_codec.encode(img, quality=8).data)
+
+
+def test_grayscale_8_and_16_bit(tiny_codec, tmp_path):
+    g8 = np.random.default_rng(0).integers(0, 256, (40, 50), dtype=np.uint8)
+    _, _, pil, f = _roundtrip(tiny_codec, _save(tmp_path, g8, "L"))
+    assert pil.mode == "L" and f.header.channels == 1 and f.header.bit_depth == 8
+    g16 = (np.linspace(0, 65535, 40 * 50).reshape(40, 50)).astype(np.uint16)
+    img, _, pil, f = _roundtrip(tiny_codec, _save(tmp_path, g16, name="g16.png"))
+    assert img.bit_depth == 16 and f.header.bit_depth == 16
+    assert pil.mode.startswith("I;16") and np.asarray(pil).dtype == np.uint16
+
+
+def test_alpha_is_carried_losslessly(tiny_codec, tmp_path):
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (33, 47, 4), dtype=np.uint8)
+    _, _, pil, f = _roundtrip(tiny_codec, _save(tmp_path, rgba, "RGBA"))
+    assert pil.mode == "RGBA" and f.header.flags & bitstream.FLAG_ALPHA
+    assert np.array_equal(np.asarray(pil)[..., 3], rgba[..., 3])
+    la = rng.integers(0, 256, (20, 21, 2), dtype=np.uint8)
+    _, _, pil, _ = _roundtrip(tiny_codec, _save(tmp_path, la, "LA", name="la.png"))
+    assert pil.mode == "LA" and np.array_equal(np.asarray(pil)[..., 1], la[..., 1])
+
+
+def test_palette_with_transparency(tiny_codec, tmp_path):
+    im = Image.new("P", (10, 12))
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.putpixel((3, 3), 1)
+    p = tmp_path / "p.png"
+    im.save(p, transparency=0)
+    _, _, pil, _ = _roundtrip(tiny_codec, p)
+    assert pil.mode == "RGBA" and np.asarray(pil)[3, 3, 3] == 255 and np.asarray(pil)[0, 0, 3] == 0
+
+
+def test_exif_orientation_is_applied(tiny_codec, tmp_path):
+    arr = np.zeros((20, 40, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    p = tmp_path / "o.jpg"
+    Image.fromarray(arr).save(p, exif=exif)
+    img = read_image(p)
+    assert (img.height, img.width) == (40, 20)
+
+
+def test_tiled_transforms_match_whole_image(tiny_codec, sample_image, monkeypatch):
+    img = read_image(sample_image)
+    whole = tiny_codec.encode(img, quality=4).data
+    rec_whole = tiny_codec.decode_file(bitstream.parse(whole))
+    monkeypatch.setattr(codec_mod, "TILE", 128)
+    monkeypatch.setattr(codec_mod, "MARGIN", 64)
+    tiled = tiny_codec.encode(img, quality=4).data
+    rec_tiled = tiny_codec.decode_file(bitstream.parse(whole))
+    # the overlap covers the receptive field: tiles reproduce the whole-image
+    # transforms up to float rounding
+    assert abs(len(tiled) - len(whole)) <= 0.01 * len(whole)
+    assert (rec_tiled - rec_whole).abs().max() < 1e-4
+
+
+def test_other_weights_are_refused(tiny_codec, sample_plic, tmp_path):
+    from plic.models import MeanScaleHyperprior
+
+    torch.manual_seed(99)
+    other = tmp_path / "other.safetensors"
+    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0018, lambda_max=0.0932), other)
+    with pytest.raises(BitstreamError, match="other 'hyperprior' weights"):
+        Codec(zoo.load_weights(other)).decode(sample_plic)
+
+
+def test_rate_settings_are_checked(tiny_codec, sample_image):
+    img = read_image(sample_image)
+    with pytest.raises(PlicError, match="outside this model's range"):
+        tiny_codec.encode(img, lmbda=1.0)
+    with pytest.raises(PlicError, match="not both"):
+        tiny_codec.encode(img, quality=2, lmbda=0.01)
+    lam = tiny_codec.resolve_lambda(quality=1)
+    assert lam == pytest.approx(0.0018, rel=1e-6)
+    assert tiny_codec.resolve_lambda(quality=8) == pytest.approx(0.0932, rel=1e-6)
+
+
+def _recrc(body: bytes) -> bytes:
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def test_fuzz_decoder_with_valid_checksums(tiny_codec, sample_plic):
+    """Crafted files whose checksum is right: the decoder must fail cleanly or
+    return an image of the declared size, never crash or hang."""
+    f0 = bitstream.parse(sample_plic)
+    rng = random.Random(7)
+    outcomes = {"decoded": 0, "refused": 0}
+    for i in range(300):
+        groups = [list(g) for g in f0.payloads]
+        gi = rng.randrange(len(groups))
+        s = bytearray(groups[gi][0])
+        kind = i % 4
+        if kind == 0 and s:
+            for _ in range(rng.randint(1, 16)):
+                s[rng.randrange(len(s))] = rng.randrange(256)
+        elif kind == 1:
+            s = s[: rng.randrange(len(s) + 1)]
+        elif kind == 2:
+            s = bytearray(rng.randbytes(rng.randrange(0, 200)))
+        else:
+            s = bytearray(b"\xff" * rng.randrange(0, 64))
+        groups[gi] = [bytes(s)]
+        data = bitstream.pack(bitstream.PlicFile(f0.header, groups, f0.extensions))
+        try:
+            pil, _ = tiny_codec.decode(data)
+            assert pil.size == (f0.header.width, f0.header.height)
+            outcomes["decoded"] += 1
+        except BitstreamError:
+            outcomes["refused"] += 1
+    assert sum(outcomes.values()) == 300
+
+
+def test_fuzz_header_fields_with_valid_checksums(tiny_codec, sample_plic):
+    rng = random.Random(8)
+    body = sample_plic[:-4]
+    refused = 0
+    for _ in range(600):
+        d = bytearray(body)
+        pos = rng.randrange(5, min(len(d), 80))  # header region
+        d[pos] = rng.randrange(256)
+        try:
+            pil, _ = tiny_codec.decode(_recrc(bytes(d)))
+        except BitstreamError:
+            refused += 1
+    assert refused > 0

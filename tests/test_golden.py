@@ -1,0 +1,50 @@
+"""Golden values for the shipped model: bit-exact files and pixels everywhere.
+
+If the shipped weights change on purpose, run ``python scripts/update_golden.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plic import zoo
+from plic.codec import Codec, psnr
+from plic.image_io import quantize_rgb, read_image
+
+GOLDEN = json.loads((Path(__file__).parent / "golden.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Codec(zoo.load_model(zoo.DEFAULT_MODEL))
+
+
+def test_shipped_weights_are_the_golden_ones(shipped):
+    assert shipped.model.fingerprint.hex() == GOLDEN["fingerprint"]
+
+
+@pytest.mark.parametrize("quality", sorted(GOLDEN["points"]))
+def test_bitstream_and_pixels_match_golden(shipped, sample_image, quality):
+    g = GOLDEN["points"][quality]
+    img = read_image(sample_image)
+    data = shipped.encode(img, quality=float(quality)).data
+    assert hashlib.sha256(data).hexdigest() == g["bitstream_sha256"]
+    pil, _ = shipped.decode(data)
+    assert hashlib.sha256(np.asarray(pil).tobytes()).hexdigest() == g["pixels_sha256"]
+
+
+def test_shipped_model_rate_and_quality_rise_together(shipped, sample_image):
+    img = read_image(sample_image)
+    points = []
+    for q in (1, 3, 5, 8):
+        enc = shipped.encode(img, quality=q)
+        rec = shipped.decode_file(__import__("plic.bitstream").bitstream.parse(enc.data))
+        points.append((enc.bpp, psnr(quantize_rgb(rec), img.rgb)))
+    bpps, psnrs = zip(*points)
+    assert list(bpps) == sorted(bpps) and list(psnrs) == sorted(psnrs)
+    assert psnrs[0] > 24  # a trained codec, not noise

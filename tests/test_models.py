@@ -1,0 +1,56 @@
+"""Architectures: shapes, the QVRF step, ELIC's real coding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from plic.models import ELIC, MeanScaleHyperprior
+
+
+def test_hyperprior_forward_shapes_and_per_item_lambda():
+    m = MeanScaleHyperprior(N=16, M=24)
+    x = torch.rand(3, 3, 64, 64)
+    out = m(x, torch.tensor([0.002, 0.01, 0.09]))
+    assert out["x_hat"].shape == x.shape
+    assert out["likelihoods"]["y"].shape == (3, 24, 4, 4)
+    assert out["likelihoods"]["z"].shape == (3, 16, 1, 1)
+
+
+def test_qvrf_step_is_one_at_lambda_max_and_grows_as_lambda_falls():
+    m = MeanScaleHyperprior(N=16, M=24, lambda_min=0.001, lambda_max=0.1)
+    a = m.quant_step(torch.tensor([0.1, 0.025, 0.001])).flatten()
+    assert a.tolist() == pytest.approx([1.0, 2.0, 10.0])
+    assert m.quality_to_lambda(1) == pytest.approx(0.001)
+    assert m.quality_to_lambda(8) == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        m.quality_to_lambda(9)
+
+
+def test_elic_has_uneven_groups_and_checkerboard_context():
+    m = ELIC(N=32, M=160)
+    assert m.groups == [16, 16, 32, 64, 32]
+    codecs = m.latent_codec["y"].latent_codec
+    assert len(codecs) == 5
+    assert all(type(c).__name__ == "CheckerboardLatentCodec" for c in codecs.values())
+    with pytest.raises(ValueError):
+        ELIC(N=32, M=160, groups=[10, 10])
+
+
+def test_elic_codes_for_real(tmp_path):
+    from plic import zoo
+    from plic.codec import Codec
+    from plic.image_io import PlanarImage
+
+    torch.manual_seed(0)
+    zoo.save_weights(ELIC(N=32, M=160), tmp_path / "elic.safetensors")
+    codec = Codec(zoo.load_weights(tmp_path / "elic.safetensors"))
+    x = torch.rand(1, 3, 70, 90)
+    img = PlanarImage(x, 3, 8)
+    enc = codec.encode(img, quality=2)
+    pil, f = codec.decode(enc.data)
+    assert pil.size == (90, 70)
+    assert len(f.payloads) == 11  # 5 groups x 2 checkerboard halves + z
+    pil2, _ = codec.decode(enc.data)
+    assert np.array_equal(np.asarray(pil), np.asarray(pil2))

@@ -1,0 +1,94 @@
+"""Training: loss, data, exact resume after an interruption."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+
+from plic.errors import PlicError
+from plic.train.data import RandomCrops
+from plic.train.loss import RateDistortionLoss, bpp_per_item
+from plic.train.trainer import Trainer, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (90 + i, 100, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(d / "small.png")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+def test_bpp_is_bits_per_pixel():
+    lik = {"y": torch.full((2, 1, 4, 4), 0.5)}
+    assert bpp_per_item(lik, 16).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_loss_uses_each_items_lambda():
+    x = torch.zeros(2, 3, 8, 8)
+    out = {"x_hat": torch.full_like(x, 0.1), "likelihoods": {"y": torch.ones(2, 1, 2, 2)}}
+    loss = RateDistortionLoss("mse")(out, x, torch.tensor([1.0, 3.0]))
+    assert float(loss["loss"]) == pytest.approx(2.0 * 255**2 * 0.01)
+
+
+def test_crops_skip_small_and_unreadable_images(image_folder):
+    data = RandomCrops([image_folder], crop=64)
+    assert len(data) == 3 and data.skipped == 1
+    batch = data.sample(4, torch.Generator().manual_seed(0))
+    assert batch.shape == (4, 3, 64, 64) and 0 <= batch.min() and batch.max() <= 1
+    with pytest.raises(PlicError, match="no usable training images"):
+        RandomCrops([image_folder / "notes.txt"], crop=64)
+    empty = image_folder / "empty"
+    empty.mkdir(exist_ok=True)
+    with pytest.raises(PlicError, match="no images found"):
+        RandomCrops([empty], crop=64)
+
+
+def _cfg(folder, steps):
+    return TrainConfig(model="hyperprior", model_args={"N": 16, "M": 24}, lambda_min=0.002,
+                       lambda_max=0.05, data=[str(folder)], steps=steps, batch_size=2, crop=64,
+                       checkpoint_every=2, eval_every=0, lr_milestones=[0.5])
+
+
+def test_resume_is_exact(image_folder, tmp_path):
+    Trainer(_cfg(image_folder, 6), tmp_path / "a", log=lambda m: None).run(progress=False)
+    # the same run, stopped after step 3 (checkpoint at 2) as a kill would, then resumed
+    t = Trainer(_cfg(image_folder, 6), tmp_path / "b", log=lambda m: None)
+    for _ in range(2):
+        t.train_step()
+    t.save_checkpoint()
+    t.train_step()  # lost work: after the checkpoint, before the "kill"
+    Trainer(_cfg(image_folder, 6), tmp_path / "b", log=lambda m: None).run(progress=False)
+    ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
+    rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
+    assert [r["loss"] for r in ra][2:] == [r["loss"] for r in rb]
+    from plic import zoo
+
+    wa = zoo.load_weights(tmp_path / "a" / "model.safetensors").state_dict()
+    wb = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_refuses_another_configuration(image_folder, tmp_path):
+    Trainer(_cfg(image_folder, 2), tmp_path / "r", log=lambda m: None).run(progress=False)
+    cfg = _cfg(image_folder, 4)
+    cfg.lambda_max = 0.09
+    with pytest.raises(PlicError, match="lambda_max"):
+        Trainer(cfg, tmp_path / "r", log=lambda m: None).run(progress=False)
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, lr_milestones=[0.5], lr_gamma=0.1)
+    assert cfg.lr_at(0) == pytest.approx(1e-4)
+    assert cfg.lr_at(20) == pytest.approx(1e-3)
+    assert cfg.lr_at(60) == pytest.approx(1e-4)
+    assert math.isclose(cfg.lr_at(99), 1e-4)
