@@ -169,3 +169,15 @@ def test_train_cli_small_run(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").exists()
     r = CliRunner().invoke(main, ["train", "--data", str(d), "--out", str(tmp_path / "r2")])
     _one_line_error(r, "exactly one of --lambda or --lambda-range")
+
+
+def test_a_bad_file_in_a_folder_does_not_stop_the_batch(run, sample_image, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(sample_image).save(src / "good.png")
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    r = run("compress", src, "-o", tmp_path / "out")
+    assert r.exit_code == 1
+    assert (tmp_path / "out" / "good.plic").exists() and not (tmp_path / "out" / "broken.plic").exists()
+    assert "1 image(s), mean" in r.output and "1 of 2 file(s) failed" in r.output
+    assert "Traceback" not in r.output

@@ -66,3 +66,44 @@ def plan_outputs(inp: Path, out: Optional[Path], in_suffixes: Iterable[str], out
         if dst.exists() and not force:
             raise PlicError(f"{dst}: exists (use --force to overwrite)")
     return pairs, folder
+
+
+def run_batch(pairs, folder: bool, quiet: bool, process) -> Tuple[List[dict], float]:  # noqa: C901
+    """Run ``process(src, dst) -> {"bpp", "psnr"?, "msg"}`` over the pairs.
+
+    A folder batch reports a failing file on one line and goes on; the
+    command fails at the end if any file failed. Returns results and seconds.
+    """
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    results, failed = [], []
+    bar = tqdm(pairs, disable=not folder or quiet, unit="img", dynamic_ncols=True, file=sys.stderr)
+    for src, dst in bar:
+        try:
+            r = process(src, dst)
+        except PlicError as exc:
+            if not folder:
+                raise
+            failed.append(src)
+            bar.write(f"plic: {exc}", file=sys.stderr)
+            continue
+        results.append(r)
+        if folder:
+            bar.set_postfix(bpp=f"{sum(x['bpp'] for x in results) / len(results):.3f}")
+        elif not quiet:
+            click.echo(r["msg"])
+    elapsed = time.perf_counter() - t0
+    if results:
+        bpps = [r["bpp"] for r in results]
+        psnrs = [r["psnr"] for r in results if r.get("psnr") is not None]
+        summary = f"{len(results)} image(s), mean {sum(bpps) / len(bpps):.4f} bpp"
+        if psnrs:
+            summary += f", mean PSNR {sum(psnrs) / len(psnrs):.2f} dB"
+        click.echo(f"{summary}, {elapsed:.1f} s")
+    if failed:
+        raise PlicError(f"{len(failed)} of {len(pairs)} file(s) failed (reported above)")
+    return results, elapsed

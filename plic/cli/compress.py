@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
-from plic.cli.common import load_codec, model_options, plan_outputs
+from plic.cli.common import load_codec, model_options, plan_outputs, run_batch
 from plic.image_io import IMAGE_SUFFIXES
 
 
@@ -24,8 +23,6 @@ from plic.image_io import IMAGE_SUFFIXES
 @click.option("--quiet", is_flag=True, help="summary line only")
 def command(input, output, quality, lmbda, model, model_path, device, verify, force, quiet):
     """Compress an image (or every image in a folder) to .plic."""
-    from tqdm import tqdm
-
     from plic import bitstream
     from plic.codec import psnr
     from plic.image_io import atomic_write_bytes, quantize_rgb, read_image
@@ -33,26 +30,18 @@ def command(input, output, quality, lmbda, model, model_path, device, verify, fo
     pairs, folder = plan_outputs(input, output, IMAGE_SUFFIXES, ".plic", force)
     codec = load_codec(model, model_path, device)
     lam = codec.resolve_lambda(quality, lmbda)
-    t0 = time.perf_counter()
-    bpps, psnrs = [], []
-    bar = tqdm(pairs, disable=not folder or quiet, unit="img", dynamic_ncols=True)
-    for src, dst in bar:
+
+    def process(src: Path, dst: Path) -> dict:
         img = read_image(src)
         enc = codec.encode(img, lmbda=lam)
         dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(dst, enc.data)
-        bpps.append(enc.bpp)
-        msg = f"{src} -> {dst}: {enc.bpp:.4f} bpp"
+        r = {"bpp": enc.bpp, "msg": f"{src} -> {dst}: {enc.bpp:.4f} bpp"}
         if verify:
             rec = codec.decode_file(bitstream.parse(enc.data))
-            psnrs.append(psnr(quantize_rgb(rec).cpu(), img.rgb))
-            msg += f", {psnrs[-1]:.2f} dB PSNR"
-        if folder:
-            bar.set_postfix(bpp=f"{sum(bpps) / len(bpps):.3f}")
-        elif not quiet:
-            click.echo(f"{msg}, {enc.seconds:.2f} s encode")
-    elapsed = time.perf_counter() - t0
-    summary = f"{len(bpps)} image(s), mean {sum(bpps) / len(bpps):.4f} bpp"
-    if psnrs:
-        summary += f", mean PSNR {sum(psnrs) / len(psnrs):.2f} dB"
-    click.echo(f"{summary}, {elapsed:.1f} s ({codec.name}, lambda {lam:.5g})")
+            r["psnr"] = psnr(quantize_rgb(rec).cpu(), img.rgb)
+            r["msg"] += f", {r['psnr']:.2f} dB PSNR"
+        r["msg"] += f", {enc.seconds:.2f} s encode ({codec.name}, lambda {lam:.5g})"
+        return r
+
+    run_batch(pairs, folder, quiet, process)
