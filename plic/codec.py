@@ -7,10 +7,16 @@ the stream decodes to garbage (CompressAI issues #279, #309, #320). plic runs
 the whole entropy-parameter path -- hyper-decoder, context models, parameter
 aggregation, rANS -- on the CPU in float64, with CDF tables frozen inside the
 weight file. Float64 leaves cross-machine differences around 1e-16 relative,
-far below the spacing of the scale table, so the indexes agree. The analysis
-and synthesis transforms run in float32 on any device: they only move pixel
-values, never the parse. Decoding on the CPU (the default) gives the same
-pixels on CPU machines; a GPU decode may differ by one level in a few pixels.
+far below the spacing of the scale table, so the indexes agree.
+
+The transforms need the same care for the *pixels*: float32 convolutions give
+results that differ in the last bits between thread counts, instruction sets
+and devices, and a value next to a rounding boundary then lands one level
+off. In the default ``exact`` mode the transforms also run in float64 (on the
+CPU or the GPU), which makes such flips vanishingly rare (a value would have to
+fall within ~1e-13 of a boundary). ``exact=False`` runs them in float32:
+about three times faster on a CPU, with decoded pixels that may differ by one
+level between machines.
 
 Memory. Transforms run over overlapping tiles (the margin covers their
 receptive field), so a 24-megapixel photo is coded as one bitstream without
@@ -93,13 +99,19 @@ class Codec:
     Args:
         model: a trained :class:`VariableRateCodec` (CDF tables present).
         device: where the analysis/synthesis transforms run.
+        exact: float64 transforms, for the same pixels on every machine.
     """
 
-    def __init__(self, model: VariableRateCodec, device: str = "cpu"):
+    def __init__(self, model: VariableRateCodec, device: str = "cpu", exact: bool = True):
         if not hasattr(model, "fingerprint"):
             raise ValueError("load the model with plic.zoo so that its fingerprint is known")
         self.model = model.to(device).eval()
         self.device = torch.device(device)
+        self.exact = exact
+        self.dtype = torch.float64 if exact else torch.float32
+        # the transforms in the working precision (the model itself stays float32)
+        self.g_a = copy.deepcopy(model.g_a).to(device, self.dtype).eval() if exact else model.g_a
+        self.g_s = copy.deepcopy(model.g_s).to(device, self.dtype).eval() if exact else model.g_s
         # The entropy-parameter path, float64 on the CPU (see module doc).
         self.entropy = copy.deepcopy(model.latent_codec).cpu().double().eval()
         self.name = model.registry_name
@@ -134,12 +146,12 @@ class Codec:
     # ---------------------------------------------------------------- encode
     @torch.no_grad()
     def encode_planes(self, img: PlanarImage, lmbda: float) -> PlicFile:
-        x = img.rgb.to(self.device)
+        x = img.rgb.to(self.device, self.dtype)
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.stride, (-w) % self.stride
         # replicate padding costs fewer bits than zeros and is cropped away
         x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
-        y = _tiled(self.model.analysis, x, 1 / 16, TILE, MARGIN)
+        y = _tiled(self.g_a, x, 1 / 16, TILE, MARGIN)
         y = y.cpu().double() / self._step(lmbda)
         with _float64_default():
             out = self.entropy.compress(y)
@@ -197,10 +209,10 @@ class Codec:
                 out = self.entropy.decompress(payloads, _as_compressai_shapes(hd.shapes))
         except (ValueError, RuntimeError, AssertionError, IndexError, TypeError) as exc:
             raise BitstreamError(f"corrupt payload ({type(exc).__name__})") from None
-        y_hat = (out["y_hat"] * self._step(hd.lmbda)).float().to(self.device)
-        x_hat = _tiled(self.model.synthesis, y_hat, 16, TILE // 16, MARGIN // 16)
+        y_hat = (out["y_hat"] * self._step(hd.lmbda)).to(self.device, self.dtype)
+        x_hat = _tiled(self.g_s, y_hat, 16, TILE // 16, MARGIN // 16)
         x_hat = torch.nan_to_num(x_hat[:, :, : hd.height, : hd.width], nan=0.0, posinf=1.0, neginf=0.0)
-        return x_hat.clamp(0, 1)
+        return x_hat.clamp(0, 1).float()
 
     def _padded_payloads(self, f: PlicFile):
         """Payloads followed by zero bytes the rANS decoder may over-read.

@@ -58,10 +58,31 @@ def test_decoder_matches_the_encoders_latents(tiny_codec, sample_image):
     with codec_mod._float64_default():
         out = tiny_codec.entropy.decompress(tiny_codec._padded_payloads(f), codec_mod._as_compressai_shapes(hd.shapes))
     x = torch.nn.functional.pad(img.rgb, (0, (-img.width) % 64, 0, (-img.height) % 64), mode="replicate")
-    y = tiny_codec.model.analysis(x).double() / tiny_codec._step(0.01)
+    y = tiny_codec.g_a(x.double()) / tiny_codec._step(0.01)
     with torch.no_grad(), codec_mod._float64_default():
         ref = tiny_codec.entropy.compress(y)["y_hat"]
     assert torch.equal(out["y_hat"], ref)
+
+
+def test_pixels_do_not_depend_on_the_thread_count(tiny_codec, sample_image):
+    data = tiny_codec.encode(read_image(sample_image), quality=6).data
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(np.asarray(tiny_codec.decode(data)[0]))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(outs[0], outs[1])
+
+
+def test_fast_mode_is_within_one_level_of_exact(tiny_model_path, tiny_codec, sample_image):
+    fast = Codec(zoo.load_weights(tiny_model_path), exact=False)
+    data = tiny_codec.encode(read_image(sample_image), quality=6).data
+    a = np.asarray(tiny_codec.decode(data)[0]).astype(int)
+    b = np.asarray(fast.decode(data)[0]).astype(int)
+    assert np.abs(a - b).max() <= 1
 
 
 def test_higher_quality_costs_more_bits(tiny_codec, sample_image):

@@ -21,14 +21,14 @@ from plic.image_io import IMAGE_SUFFIXES
               help="decode each file after writing it and report PSNR")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="summary line only")
-def command(input, output, quality, lmbda, model, model_path, device, verify, force, quiet):
+def command(input, output, quality, lmbda, model, model_path, device, fast, verify, force, quiet):
     """Compress an image (or every image in a folder) to .plic."""
     from plic import bitstream
     from plic.codec import psnr
     from plic.image_io import atomic_write_bytes, quantize_rgb, read_image
 
     pairs, folder = plan_outputs(input, output, IMAGE_SUFFIXES, ".plic", force)
-    codec = load_codec(model, model_path, device)
+    codec = load_codec(model, model_path, device, fast)
     lam = codec.resolve_lambda(quality, lmbda)
 
     def process(src: Path, dst: Path) -> dict:

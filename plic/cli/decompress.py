@@ -19,7 +19,7 @@ from plic.errors import PlicError
               help="original image (or folder) to report PSNR against")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="summary line only")
-def command(input, output, model_path, device, reference, force, quiet):
+def command(input, output, model_path, device, fast, reference, force, quiet):
     """Decompress a .plic file (or every .plic file in a folder)."""
     from plic import bitstream
     from plic.codec import alpha_plane, psnr
@@ -47,7 +47,7 @@ def command(input, output, model_path, device, reference, force, quiet):
             raise type(exc)(f"{src}: {exc}") if folder else exc
         name = f.header.model
         if name not in codecs:
-            codecs[name] = load_codec(None if model_path else name, model_path, device)
+            codecs[name] = load_codec(None if model_path else name, model_path, device, fast)
         rgb = codecs[name].decode_file(f)
         dst.parent.mkdir(parents=True, exist_ok=True)
         save_image(to_pil(rgb, f.header.channels, f.header.bit_depth, alpha_plane(f)), dst)

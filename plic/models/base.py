@@ -103,12 +103,3 @@ class VariableRateCodec(CompressionModel):
         out = self.latent_codec(y / a)
         x_hat = self.g_s(out["y_hat"] * a)
         return {"x_hat": x_hat, "likelihoods": out["likelihoods"], "y": y}
-
-    # --------------------------------------------------------- real coding
-    # Real coding is split so that the entropy-parameter path can run in
-    # float64 on the CPU (see plic.codec): only these three calls are needed.
-    def analysis(self, x: Tensor) -> Tensor:
-        return self.g_a(x)
-
-    def synthesis(self, y_hat: Tensor) -> Tensor:
-        return self.g_s(y_hat)
