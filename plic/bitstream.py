@@ -61,11 +61,11 @@ class PlicFile:
     extensions: Dict[int, bytes] = field(default_factory=dict)
 
 
-def _shapes_to_json(shapes: Any) -> Any:
+def shapes_to_json(shapes: Any) -> Any:
     if isinstance(shapes, dict):
-        return {str(k): _shapes_to_json(v) for k, v in shapes.items()}
+        return {str(k): shapes_to_json(v) for k, v in shapes.items()}
     if isinstance(shapes, (list, tuple)):
-        return [_shapes_to_json(v) for v in shapes]
+        return [shapes_to_json(v) for v in shapes]
     return int(shapes)
 
 
@@ -83,7 +83,7 @@ def shapes_from_json(obj: Any) -> Any:
 def pack(f: PlicFile) -> bytes:
     h = f.header
     name = h.model.encode("ascii")
-    shapes = json.dumps(_shapes_to_json(h.shapes), separators=(",", ":")).encode()
+    shapes = json.dumps(shapes_to_json(h.shapes), separators=(",", ":")).encode()
     if len(name) > 255 or len(shapes) > MAX_SHAPES_JSON or len(h.fingerprint) != 8:
         raise ValueError("header field too long")
     out = bytearray()

@@ -30,7 +30,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -116,6 +116,7 @@ class Codec:
         self.entropy = copy.deepcopy(model.latent_codec).cpu().double().eval()
         self.name = model.registry_name
         self.stride = model.stride
+        self._shape_template = None
 
     # ------------------------------------------------------------------ rate
     def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
@@ -190,13 +191,15 @@ class Codec:
         except ValueError as exc:
             raise BitstreamError(f"corrupt header: {exc}") from None
         expected = self.expected_shapes(header.height, header.width)
-        if expected is not None and bitstream.shapes_from_json(bitstream._shapes_to_json(expected)) != header.shapes:
+        if expected is not None and bitstream.shapes_from_json(bitstream.shapes_to_json(expected)) != header.shapes:
             raise BitstreamError("corrupt header: latent shapes do not match the image size")
 
     def expected_shapes(self, h: int, w: int) -> Any:
         """Latent shapes the latent codec reports for an h x w image."""
         ph, pw = h + (-h) % self.stride, w + (-w) % self.stride
-        return latent_shapes(self.entropy, ph // 16, pw // 16)
+        if self._shape_template is None:
+            self._shape_template = shape_template(self.entropy)
+        return latent_shapes(self.entropy, ph // 16, pw // 16, self._shape_template)
 
     @torch.no_grad()
     def decode_file(self, f: PlicFile) -> torch.Tensor:
@@ -257,22 +260,15 @@ def _as_compressai_shapes(shapes: Any) -> Any:
     return shapes
 
 
-_SHAPE_CACHE: Dict[tuple, Any] = {}
-
-
-def latent_shapes(latent_codec, hy: int, wy: int) -> Any:
+def latent_shapes(latent_codec, hy: int, wy: int, template: Any = None) -> Any:
     """Shapes compressai's latent codec records for a y of hy x wy.
 
-    Found by compressing a small all-zero latent once per architecture and
-    rescaling: shapes are y's size, or z's (y / 4), in every latent codec here.
+    Found by compressing a small all-zero latent (or taken from ``template``,
+    the result of that probe) and rescaling: every shape in these latent codecs
+    ends with y's size or z's (y / 4).
     """
-    key = (id(latent_codec),)
-    if key not in _SHAPE_CACHE:
-        c = next(p for p in latent_codec.parameters()).new_zeros
-        probe = c(1, _latent_channels(latent_codec), 8, 12)
-        with torch.no_grad(), _float64_default():
-            _SHAPE_CACHE[key] = bitstream._shapes_to_json(latent_codec.compress(probe)["shape"])
-    template = _SHAPE_CACHE[key]
+    if template is None:
+        template = shape_template(latent_codec)
 
     def rescale(obj):
         if isinstance(obj, dict):
@@ -289,6 +285,12 @@ def latent_shapes(latent_codec, hy: int, wy: int) -> Any:
         return obj
 
     return rescale(template)
+
+
+def shape_template(latent_codec) -> Any:
+    probe = next(p for p in latent_codec.parameters()).new_zeros(1, _latent_channels(latent_codec), 8, 12)
+    with torch.no_grad(), _float64_default():
+        return bitstream.shapes_to_json(latent_codec.compress(probe)["shape"])
 
 
 def _latent_channels(latent_codec) -> int:

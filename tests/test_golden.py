@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plic import zoo
+from plic import bitstream, zoo
 from plic.codec import Codec, psnr
 from plic.image_io import quantize_rgb, read_image
 
@@ -43,7 +43,7 @@ def test_shipped_model_rate_and_quality_rise_together(shipped, sample_image):
     points = []
     for q in (1, 3, 5, 8):
         enc = shipped.encode(img, quality=q)
-        rec = shipped.decode_file(__import__("plic.bitstream").bitstream.parse(enc.data))
+        rec = shipped.decode_file(bitstream.parse(enc.data))
         points.append((enc.bpp, psnr(quantize_rgb(rec), img.rgb)))
     bpps, psnrs = zip(*points)
     assert list(bpps) == sorted(bpps) and list(psnrs) == sorted(psnrs)

@@ -44,7 +44,9 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
         try:
             f = bitstream.parse(data)
         except PlicError as exc:
-            raise type(exc)(f"{src}: {exc}") if folder else exc
+            if not folder:
+                raise
+            raise type(exc)(f"{src}: {exc}") from None
         name = f.header.model
         if name not in codecs:
             codecs[name] = load_codec(None if model_path else name, model_path, device, fast)
