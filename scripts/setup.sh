@@ -13,5 +13,5 @@ if ! $PY -c "import torch, torchvision, sys; sys.exit(not (torch.__version__.sta
     $PY -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
 fi
 # plic itself (editable) with compressai, numpy<2, Pillow, safetensors, click, tqdm, pytest
-$PY -m pip install --quiet --no-build-isolation -e ".[test]"
+$PY -m pip install --quiet -e ".[test]"
 $PY -c "import plic.cli, compressai; print('plic', __import__('plic').__version__, 'with compressai', compressai.__version__, 'ready')"

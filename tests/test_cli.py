@@ -181,3 +181,13 @@ def test_a_bad_file_in_a_folder_does_not_stop_the_batch(run, sample_image, tmp_p
     assert (tmp_path / "out" / "good.plic").exists() and not (tmp_path / "out" / "broken.plic").exists()
     assert "1 image(s), mean" in r.output and "1 of 2 file(s) failed" in r.output
     assert "Traceback" not in r.output
+
+
+def test_file_from_an_unknown_model(run, sample_plic, tmp_path):
+    from plic import bitstream
+
+    f = bitstream.parse(sample_plic)
+    f.header.model = "future-model"
+    p = tmp_path / "u.plic"
+    p.write_bytes(bitstream.pack(f))
+    _one_line_error(run("decompress", p, "-o", tmp_path / "u.png", model=False), "does not know")

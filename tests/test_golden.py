@@ -48,3 +48,17 @@ def test_shipped_model_rate_and_quality_rise_together(shipped, sample_image):
     bpps, psnrs = zip(*points)
     assert list(bpps) == sorted(bpps) and list(psnrs) == sorted(psnrs)
     assert psnrs[0] > 24  # a trained codec, not noise
+
+
+def test_cli_defaults_to_the_shipped_model(sample_image, tmp_path):
+    from click.testing import CliRunner
+
+    from plic.cli import main
+
+    out = tmp_path / "d.plic"
+    r = CliRunner().invoke(main, ["compress", str(sample_image), "-o", str(out), "--quality", "3"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["info", str(out)])
+    assert "(the shipped weights)" in r.output
+    r = CliRunner().invoke(main, ["decompress", str(out), "-o", str(tmp_path / "d.png"), "--reference", str(sample_image)])
+    assert r.exit_code == 0 and "dB PSNR" in r.output

@@ -23,6 +23,7 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
     """Decompress a .plic file (or every .plic file in a folder)."""
     from plic import bitstream
     from plic.codec import alpha_plane, psnr
+    from plic.registry import MODELS
     from plic.image_io import IMAGE_SUFFIXES, quantize_rgb, read_image, save_image, to_pil
 
     pairs, folder = plan_outputs(input, output, [".plic"], ".png", force)
@@ -48,6 +49,8 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
                 raise
             raise type(exc)(f"{src}: {exc}") from None
         name = f.header.model
+        if not model_path and name not in MODELS:
+            raise PlicError(f"{src}: made by model {name!r}, which this plic does not know")
         if name not in codecs:
             codecs[name] = load_codec(None if model_path else name, model_path, device, fast)
         rgb = codecs[name].decode_file(f)
