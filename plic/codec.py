@@ -233,7 +233,7 @@ class Codec:
         if len(counts) != len(f.payloads) or any(len(g) != 1 for g in f.payloads):
             raise BitstreamError("corrupt file: wrong number of payloads for this model")
         return [[s + bytes(16 * len(s) + 4 * n + 64) for s in group]
-                for group, n in zip(f.payloads, counts)]
+                for group, n in zip(f.payloads, counts, strict=True)]
 
     def decode(self, data: bytes):
         """``.plic`` bytes -> Pillow image of the original kind (mode, bit depth, alpha)."""

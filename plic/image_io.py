@@ -143,6 +143,13 @@ def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(height, width).copy()
 
 
+def plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0666 less the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write through a temporary file in the same folder, then rename.
 
@@ -155,6 +162,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise PlicError(f"{path}: folder {parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
     try:
+        # mkstemp makes the file 0600; give it the mode a plain open() would
+        # (0666 less the umask) so outputs are readable like any other file.
+        os.fchmod(fd, plain_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Dict, Mapping, Optional
@@ -22,6 +23,7 @@ from safetensors.torch import save_file
 
 import plic.models  # noqa: F401  (registers the architectures)
 from plic.errors import PlicError
+from plic.image_io import plain_file_mode
 from plic.registry import MODELS, build_model
 
 #: name -> file inside ``plic/weights`` of the default weights of that name.
@@ -81,6 +83,7 @@ def save_weights(model: torch.nn.Module, path: str | Path, half: bool = False,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(to_save, str(tmp), metadata=meta)
+    os.chmod(tmp, plain_file_mode())  # safetensors creates files 0600
     tmp.replace(path)
     return fingerprint(state)
 

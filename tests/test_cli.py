@@ -48,6 +48,19 @@ def test_compress_info_decompress(run, sample_image, tmp_path):
     assert Image.open(png).size == (451, 300)
 
 
+def test_outputs_get_ordinary_file_permissions(run, sample_image, tmp_path):
+    # written through a temporary file, but readable like any file the user creates
+    old = os.umask(0o022)
+    try:
+        plic_file, png = tmp_path / "c.plic", tmp_path / "c.png"
+        assert run("compress", sample_image, "-o", plic_file).exit_code == 0
+        assert run("decompress", plic_file, "-o", png).exit_code == 0
+    finally:
+        os.umask(old)
+    assert oct(plic_file.stat().st_mode & 0o777) == oct(0o644)
+    assert oct(png.stat().st_mode & 0o777) == oct(0o644)
+
+
 def test_folders_in_batch_with_summary(run, sample_image, tmp_path):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from plic import bitstream, codec as codec_mod, zoo
+from plic import bitstream, zoo
+from plic import codec as codec_mod
 from plic.codec import Codec
 from plic.errors import BitstreamError, PlicError
 from plic.image_io import read_image
@@ -83,11 +84,16 @@ def test_fast_mode_is_within_one_level_of_exact(tiny_model_path, tiny_codec, sam
     assert np.abs(a - b).max() <= 1
 
 
-def test_higher_quality_costs_more_bits(tiny_codec, sample_image):
-    # a random model: only the ends of the range are sure to differ (the
-    # trained model's monotone rate is checked in test_golden)
+def test_lower_quality_quantizes_more_coarsely(tiny_codec, sample_image):
+    # a random model's latents are nearly all zero at any step, so its file
+    # sizes say nothing; the trained model's strictly rising rate is checked
+    # in test_golden. Here: the QVRF step shrinks as quality rises, and the
+    # coarsest step never costs more bits than the finest.
+    m = tiny_codec.model
+    steps = [float(m.quant_step(torch.tensor(m.quality_to_lambda(q)))) for q in range(1, 9)]
+    assert steps == sorted(steps, reverse=True) and steps[-1] == pytest.approx(1.0)
     img = read_image(sample_image)
-    assert len(tiny_codec.encode(img, quality=1).data) < len(tiny_codec.encode(img, quality=8).data)
+    assert len(tiny_codec.encode(img, quality=1).data) <= len(tiny_codec.encode(img, quality=8).data)
 
 
 def test_grayscale_8_and_16_bit(tiny_codec, tmp_path):

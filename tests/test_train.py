@@ -11,7 +11,7 @@ import torch
 from plic.errors import PlicError
 from plic.train.data import RandomCrops
 from plic.train.loss import RateDistortionLoss, bpp_per_item
-from plic.train.trainer import Trainer, TrainConfig
+from plic.train.trainer import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

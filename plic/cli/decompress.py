@@ -23,8 +23,8 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
     """Decompress a .plic file (or every .plic file in a folder)."""
     from plic import bitstream
     from plic.codec import alpha_plane, psnr
-    from plic.registry import MODELS
     from plic.image_io import IMAGE_SUFFIXES, quantize_rgb, read_image, save_image, to_pil
+    from plic.registry import MODELS
 
     pairs, folder = plan_outputs(input, output, [".plic"], ".png", force)
     codecs = {}

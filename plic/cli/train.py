@@ -55,7 +55,7 @@ def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_siz
 
     import torch
 
-    from plic.train.trainer import Trainer, TrainConfig
+    from plic.train.trainer import TrainConfig, Trainer
 
     if threads:
         torch.set_num_threads(threads)
