@@ -92,3 +92,33 @@ def test_learning_rate_schedule():
     assert cfg.lr_at(20) == pytest.approx(1e-3)
     assert cfg.lr_at(60) == pytest.approx(1e-4)
     assert math.isclose(cfg.lr_at(99), 1e-4)
+
+
+def test_resume_a_run_that_started_from_init_weights(image_folder, tmp_path):
+    # The model is first loaded from --init, then from the checkpoint, whose
+    # CDF tables have another length once the quantiles have moved in training.
+    from plic import zoo
+    from plic.train.trainer import _atomic_save_tensors
+
+    Trainer(_cfg(image_folder, 2), tmp_path / "base", log=lambda m: None).run(progress=False)
+    cfg = _cfg(image_folder, 4)
+    cfg.init = str(tmp_path / "base" / "model.safetensors")
+    run = tmp_path / "ft"
+    t = Trainer(cfg, run, log=lambda m: None)
+    t.train_step()
+    t.step = 1
+    t.save_checkpoint()
+    ckpt = run / "checkpoint.safetensors"
+    moved = zoo.load_weights(ckpt)
+    with torch.no_grad():
+        moved.latent_codec["hyper"].entropy_bottleneck.quantiles.mul_(4)
+    moved.update(force=True)
+    _atomic_save_tensors(moved.state_dict(), ckpt, zoo.read_metadata(ckpt))
+    name = "latent_codec.hyper.entropy_bottleneck._quantized_cdf"
+    assert t.model.state_dict()[name].shape != moved.state_dict()[name].shape
+
+    resumed = Trainer(cfg, run, log=lambda m: None)
+    assert resumed.try_resume() and resumed.step == 1
+    assert torch.equal(resumed.model.state_dict()[name], moved.state_dict()[name])
+    resumed.run(progress=False)
+    assert (run / "model.safetensors").exists()

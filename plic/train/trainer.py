@@ -186,8 +186,14 @@ class Trainer:
                     f"{self.out} holds a run with {key}={old.get(key)!r}; this command asks for "
                     f"{asdict(self.cfg).get(key)!r} (use another --out)"
                 )
-        ckpt = zoo.load_weights(self.out / "checkpoint.safetensors")
-        self.model.load_state_dict(ckpt.state_dict())
+        saved = zoo.load_weights(self.out / "checkpoint.safetensors").state_dict()
+        # CDF tables change length as the model trains; the model built here
+        # may already hold tables of another length (from --init), and
+        # compressai only resizes empty ones
+        for name, buf in self.model.named_buffers():
+            if name in saved and buf.shape != saved[name].shape:
+                buf.resize_(saved[name].shape)
+        self.model.load_state_dict(saved)
         with safe_open(str(self.out / "optimizer.safetensors"), framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         _optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
