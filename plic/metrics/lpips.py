@@ -1,0 +1,51 @@
+"""LPIPS v0.1 (Zhang et al. 2018) with AlexNet or VGG16, offline.
+
+The network is the ``lpips`` package's own: built with a random trunk (so it
+asks no hub for weights), then given torchvision's ImageNet features from
+plic's cache (see :mod:`plic.metrics.pretrained`) and the package's v0.1
+linear heads. Images are compared at full resolution, as CompressAI and HiFiC
+report it.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import torch
+
+from plic.errors import PlicError
+from plic.metrics.pixel import to_tensor
+from plic.metrics.pretrained import load_backbone
+
+_LPIPS_NET = {"alexnet": "alex", "vgg16": "vgg"}
+
+
+@functools.lru_cache(maxsize=None)
+def lpips_network(net: str, device: str = "cpu") -> torch.nn.Module:
+    """The frozen LPIPS module for ``net`` in {"alexnet", "vgg16"}; inputs in [-1, 1]."""
+    try:
+        import lpips
+    except ImportError as exc:
+        raise PlicError("LPIPS needs the `lpips` package: pip install lpips") from exc
+    with warnings.catch_warnings():  # lpips passes torchvision's deprecated ``pretrained=False``
+        warnings.simplefilter("ignore")
+        model = lpips.LPIPS(net=_LPIPS_NET[net], version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    features = load_backbone(net)
+    # lpips splits torchvision's ``features`` into slices that keep the original indices
+    trunk = {}
+    for name in model.net.state_dict():
+        _slice, index, param = name.split(".")
+        trunk[name] = features[f"features.{index}.{param}"]
+    model.net.load_state_dict(trunk)
+    return model.eval().requires_grad_(False).to(device)
+
+
+def lpips_distance(ref: np.ndarray, dist: np.ndarray, net: str = "alexnet", device: str = "cpu") -> float:
+    """LPIPS distance between two HxWx3 uint8 images (lower is more similar)."""
+    model = lpips_network(net, device)
+    with torch.no_grad():
+        a = to_tensor(ref).to(device) * 2 - 1
+        b = to_tensor(dist).to(device) * 2 - 1
+        return float(model(a, b).mean())
