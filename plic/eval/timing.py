@@ -1,0 +1,67 @@
+"""Encode/decode speed of a plic model: whole codec, and the entropy coder alone.
+
+Each measurement runs ``warmup`` times unmeasured, then ``repeat`` times; the
+median is reported. The entropy-coding time is that of the latent codec's
+``compress``/``decompress`` (rANS with the hyperprior's parameter path) on the
+latents of the same image, so transform time is the difference.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Dict
+
+import torch
+
+from plic import bitstream
+from plic.codec import Codec, _as_compressai_shapes, _float64_default
+from plic.image_io import PlanarImage
+
+
+def _median_seconds(fn: Callable[[], object], warmup: int, repeat: int, sync: Callable[[], None]) -> float:
+    for _ in range(warmup):
+        fn()
+        sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_codec(codec: Codec, img: PlanarImage, quality: float = 4.0, warmup: int = 1, repeat: int = 3) -> Dict:
+    sync = torch.cuda.synchronize if codec.device.type == "cuda" else (lambda: None)
+    lam = codec.resolve_lambda(quality)
+    data = codec.encode(img, lmbda=lam).data
+    f = bitstream.parse(data)
+    enc = _median_seconds(lambda: codec.encode(img, lmbda=lam), warmup, repeat, sync)
+    dec = _median_seconds(lambda: codec.decode_file(bitstream.parse(data)), warmup, repeat, sync)
+    # entropy coder alone, on the latents this image produces
+    planes = codec.encode_planes(img, lam)
+    with torch.no_grad():
+        x = img.rgb.to(codec.device, codec.dtype)
+        ph, pw = (-x.shape[-2]) % codec.stride, (-x.shape[-1]) % codec.stride
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+        y = codec.g_a(x).cpu().double() / codec._step(lam)
+
+    def entropy_encode():
+        with _float64_default(), torch.no_grad():
+            return codec.entropy.compress(y)
+
+    payloads = codec._padded_payloads(f)
+    shapes = _as_compressai_shapes(planes.header.shapes)
+
+    def entropy_decode():
+        with _float64_default(), torch.no_grad():
+            return codec.entropy.decompress(payloads, shapes)
+
+    ent_enc = _median_seconds(entropy_encode, warmup, repeat, lambda: None)
+    ent_dec = _median_seconds(entropy_decode, warmup, repeat, lambda: None)
+    mp = img.height * img.width / 1e6
+    return {"device": str(codec.device), "exact": codec.exact, "megapixels": mp, "bytes": len(data),
+            "bpp": 8 * len(data) / (img.height * img.width), "encode_s": enc, "decode_s": dec,
+            "encode_mp_s": mp / enc, "decode_mp_s": mp / dec, "entropy_encode_s": ent_enc, "entropy_decode_s": ent_dec,
+            "entropy_mbit_s": 8 * len(data) / 1e6 / ((ent_enc + ent_dec) / 2)}

@@ -1,0 +1,137 @@
+"""plic eval / plot / bdrate / bench end to end on two small images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from plic.cli import main
+from plic.eval.report import collect, curve
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, sample_image) -> Path:
+    d = tmp_path_factory.mktemp("imgs")
+    im = Image.open(sample_image).convert("RGB")
+    im.crop((0, 0, 256, 256)).save(d / "left.png")
+    im.crop((190, 40, 446, 296)).save(d / "right.png")
+    return d
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def evaluated(images, tiny_model_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "res"
+    r = invoke("eval", "--data", images, "--codecs", f"plic:{tiny_model_path},jpeg,webp", "--metrics", "psnr,ms-ssim,fd-vgg16",
+               "--out", out, "--anchor", "jpeg", "--points", "5", "--quiet")
+    assert r.exit_code == 0, r.output
+    r2 = invoke("eval", "--data", images, "--codecs", "jpeg,webp", "--metrics", "psnr,ms-ssim,fd-vgg16",
+                "--out", out, "--anchor", "jpeg", "--targets", "0.4", "--no-sweep", "--quiet")
+    assert r2.exit_code == 0, r2.output
+    return out, r.output
+
+
+def test_every_point_is_a_real_file_and_its_size(evaluated, images):
+    out, output = evaluated
+    points = sorted((out / "points").glob("*/*/*.json"))
+    # 5 settings per codec, and a 0.4-bpp target for jpeg and webp, on two images
+    assert len(points) == 2 * (3 * 5 + 2)
+    for p in points[::7]:
+        point = json.loads(p.read_text())
+        files = list((out / "files" / p.parent.parent.name / p.parent.name).glob(f"{p.stem}.*"))
+        assert len(files) == 1 and files[0].stat().st_size == point["bytes"]
+        assert point["bpp"] == pytest.approx(8 * point["bytes"] / (256 * 256))
+        assert set(point["metrics"]) == {"psnr", "ms-ssim"} and point["encode_s"] > 0 and point["decode_s"] > 0
+    assert "2 images, 3 codecs, 30 points (30 computed, 0 cached)" in output
+
+
+def test_target_bpp_points_land_near_the_target(evaluated):
+    out, _ = evaluated
+    for codec in ("jpeg", "webp"):
+        for p in (out / "points" / codec / "bpp0.4").glob("*.json"):
+            assert json.loads(p.read_text())["bpp"] == pytest.approx(0.4, rel=0.25)
+
+
+def test_rerun_reuses_points_and_adds_only_missing_metrics(evaluated, images, tiny_model_path):
+    out, _ = evaluated
+    before = {p: p.stat().st_mtime_ns for p in (out / "files").rglob("*.*")}
+    r = invoke("eval", "--data", images, "--codecs", "jpeg", "--metrics", "psnr,ms-ssim,fd-vgg16", "--out", out,
+               "--anchor", "jpeg", "--targets", "0.4", "--points", "5", "--quiet")
+    assert "12 points (0 computed, 12 cached)" in r.output
+    # an interrupted run leaves some points missing: only those are redone, from the kept files
+    victim = out / "points" / "jpeg" / "q40" / "left.json"
+    victim.unlink()
+    r = invoke("eval", "--data", images, "--codecs", "jpeg", "--metrics", "psnr,psnr-y,fd-vgg16", "--out", out,
+               "--anchor", "jpeg", "--points", "5", "--quiet")
+    assert "(10 computed, 0 cached)" in r.output  # psnr-y is new everywhere
+    # only the lost point's image was coded again
+    assert [p.name for p, t in before.items() if p.stat().st_mtime_ns != t] == ["left.jpg"]
+    assert json.loads(victim.read_text())["metrics"].keys() == {"psnr", "psnr-y"}
+    point = json.loads((out / "points" / "jpeg" / "q95" / "right.json").read_text())
+    assert set(point["metrics"]) == {"psnr", "ms-ssim", "psnr-y"}
+
+
+def test_summary_bd_rate_and_plots(evaluated):
+    out, _ = evaluated
+    md = (out / "summary.md").read_text()
+    assert "BD-rate against jpeg" in md and "| webp |" in md and "0.075" in md
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bd_rate"]["jpeg"]["psnr"] == pytest.approx(0.0, abs=1e-9)
+    # webp beats jpeg 4:2:0 on these photos at equal PSNR
+    assert summary["bd_rate"]["webp"]["psnr"] < 0
+    fd = [r["fd-vgg16"] for r in summary["curves"]["jpeg"].values() if "fd-vgg16" in r]
+    assert len(fd) >= 5 and max(fd) > min(fd) >= 0
+    assert (out / "plots" / "rd-psnr.png").stat().st_size > 10_000
+    r = invoke("bdrate", out, "--anchor", "jpeg", "--metrics", "psnr,fd-vgg16")
+    assert r.exit_code == 0 and "webp" in r.output and "+0.00" in r.output
+    r = invoke("plot", out)
+    assert r.exit_code == 0 and "rd-ms-ssim.png" in r.output
+
+
+def test_curves_keep_the_pareto_front_and_respect_direction():
+    rows = {"a": {"bpp": 0.1, "lpips-alex": 0.5}, "b": {"bpp": 0.2, "lpips-alex": 0.3},
+            "c": {"bpp": 0.3, "lpips-alex": 0.35}, "d": {"bpp": 0.4, "lpips-alex": 0.2}}
+    r, m = curve(rows, "lpips-alex")
+    assert list(r) == [0.1, 0.2, 0.4] and list(m) == [0.5, 0.3, 0.2]
+
+
+def test_bad_inputs_give_one_line(tmp_path, images):
+    for args, message in [
+        (["eval", "--data", tmp_path / "nope", "--codecs", "jpeg", "--out", tmp_path / "o"], "no such file or folder"),
+        (["eval", "--data", images, "--codecs", "jpeg,mp3", "--out", tmp_path / "o"], "unknown codec"),
+        (["eval", "--data", images, "--codecs", "jpeg", "--metrics", "psnr,butteraugli", "--out", tmp_path / "o"],
+         "unknown metric"),
+        (["bdrate", tmp_path], "not a plic eval folder"),
+    ]:
+        r = CliRunner().invoke(main, [str(a) for a in args])
+        assert r.exit_code == 1, r.output
+        assert message in r.output and "Traceback" not in r.output
+
+
+def test_bench_reports_times_and_entropy_coder(images, tiny_model_path, tmp_path):
+    out = tmp_path / "bench.json"
+    r = invoke("bench", images, "--model-path", tiny_model_path, "--repeat", "1", "--warmup", "0", "--json", out)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 and all(0 < x["entropy_encode_s"] <= x["encode_s"] for x in rows)
+    assert "median over 2 images" in r.output
+
+
+def test_metric_values_in_points_match_direct_computation(evaluated, images):
+    from plic.eval.codecs import classical_codec
+    from plic.metrics.pixel import psnr_rgb
+
+    out, _ = evaluated
+    ref = np.array(Image.open(images / "left.png").convert("RGB"))
+    data = (out / "files" / "jpeg" / "q40" / "left.jpg").read_bytes()
+    point = json.loads((out / "points" / "jpeg" / "q40" / "left.json").read_text())
+    assert point["metrics"]["psnr"] == pytest.approx(psnr_rgb(ref, classical_codec("jpeg").decode(data)))
+    assert collect(out)["curves"]["jpeg"]["q95"]["n"] == 2
