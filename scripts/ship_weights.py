@@ -24,8 +24,19 @@ def main(run: str, out: str) -> None:
     state = json.loads((run_dir / "state.json").read_text())
     model = zoo.load_weights(run_dir / "checkpoint.safetensors")
     cfg = state["config"]
+    # a run started with --init continues another run: record the whole chain, first stage first
+    stages, chain = [], state
+    while True:
+        c = chain["config"]
+        stages.insert(0, {"steps": chain["step"], "lr": c["lr"], "lr_milestones": c["lr_milestones"],
+                          "init": c.get("init"), "batch_size": c["batch_size"], "crop": c["crop"]})
+        parent = Path(c["init"]).parent / "state.json" if c.get("init") else None
+        if parent is None or not parent.is_file():
+            break
+        chain = json.loads(parent.read_text())
     record = {
-        "steps": state["step"], "batch_size": cfg["batch_size"], "crop": cfg["crop"],
+        "steps": sum(st["steps"] for st in stages), "stages": stages,
+        "batch_size": cfg["batch_size"], "crop": cfg["crop"],
         "lambda_range": [cfg["lambda_min"], cfg["lambda_max"]], "lr": cfg["lr"],
         "lr_milestones": cfg["lr_milestones"], "data": cfg["data"], "metric": cfg["metric"],
         "hardware": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
