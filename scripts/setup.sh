@@ -17,7 +17,9 @@ fi
 APT_PACKAGES="ffmpeg libjxl-tools libavif-bin libopenjp2-tools webp"
 if ! command -v cjxl >/dev/null || ! command -v ffmpeg >/dev/null; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        apt-get install -y -q $APT_PACKAGES >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q $APT_PACKAGES >/dev/null; }
+        apt-get install -y -q $APT_PACKAGES >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $APT_PACKAGES >/dev/null 2>&1; } \
+            || echo "setup: apt could not install $APT_PACKAGES; plic eval will skip JPEG XL and HEVC" >&2
     else
         echo "setup: install $APT_PACKAGES with your package manager for JPEG XL and HEVC in plic eval" >&2
     fi

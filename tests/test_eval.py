@@ -103,17 +103,22 @@ def test_curves_keep_the_pareto_front_and_respect_direction():
     assert list(r) == [0.1, 0.2, 0.4] and list(m) == [0.5, 0.3, 0.2]
 
 
-def test_bad_inputs_give_one_line(tmp_path, images):
+def test_bad_inputs_give_one_line(tmp_path, images, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no FID Inception weights here
+    monkeypatch.delenv("PLIC_INCEPTION_WEIGHTS", raising=False)
     for args, message in [
         (["eval", "--data", tmp_path / "nope", "--codecs", "jpeg", "--out", tmp_path / "o"], "no such file or folder"),
         (["eval", "--data", images, "--codecs", "jpeg,mp3", "--out", tmp_path / "o"], "unknown codec"),
         (["eval", "--data", images, "--codecs", "jpeg", "--metrics", "psnr,butteraugli", "--out", tmp_path / "o"],
          "unknown metric"),
         (["bdrate", tmp_path], "not a plic eval folder"),
+        (["eval", "--data", images, "--codecs", "jpeg", "--metrics", "psnr,fid", "--out", tmp_path / "o"],
+         "PLIC_INCEPTION_WEIGHTS"),
     ]:
         r = CliRunner().invoke(main, [str(a) for a in args])
         assert r.exit_code == 1, r.output
         assert message in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "o" / "points").exists()
 
 
 def test_bench_reports_times_and_entropy_coder(images, tiny_model_path, tmp_path):

