@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import PIL
@@ -49,6 +50,20 @@ def _last_line(text: bytes | str | None) -> str:
         text = text.decode("utf-8", "replace")
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
     return lines[-1] if lines else "no error message"
+
+
+def _missing_tools(tools: tuple[str, ...], why: str) -> str | None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    return f"{'/'.join(missing)} not found{why}" if missing else None
+
+
+def _encode_with_tool(rgb: np.ndarray, suffix: str, argv: Callable[[str, str], list[str]]) -> bytes:
+    """Write ``rgb`` as a PNG, run ``argv(src, dst)``, return the bytes of ``dst``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.png", Path(tmp) / f"out{suffix}"
+        Image.fromarray(rgb, "RGB").save(src, compress_level=1)
+        _run(argv(str(src), str(dst)))
+        return dst.read_bytes()
 
 
 def _run(cmd: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -279,10 +294,7 @@ class AvifCodec(ClassicalCodec):
             if not _pillow_has_avif():
                 return f"Pillow {PIL.__version__} has no AVIF support (needs Pillow >= 11.2 wheel, or apt package libavif-bin for avifenc)"
             return None
-        missing = [t for t in ("avifenc", "avifdec") if shutil.which(t) is None]
-        if missing:
-            return f"{'/'.join(missing)} not found and Pillow has no AVIF support (apt package libavif-bin)"
-        return None
+        return _missing_tools(("avifenc", "avifdec"), " and Pillow has no AVIF support (apt package libavif-bin)")
 
     def encode(self, rgb: np.ndarray, setting: float) -> bytes:
         self._require()
@@ -291,12 +303,8 @@ class AvifCodec(ClassicalCodec):
         if self.backend == "pillow":
             return _pillow_encode(rgb, "AVIF", quality=quality, speed=self.speed, subsampling="4:4:4", range="full")
         q = ((100 - quality) * 63 + 50) // 100
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = Path(tmp) / "in.png", Path(tmp) / "out.avif"
-            Image.fromarray(rgb, "RGB").save(src, compress_level=1)
-            opts = ["--min", str(q), "--max", str(q), "-s", str(self.speed), "-y", "444", "-r", "full", "-d", "8"]
-            _run(["avifenc", *opts, str(src), str(dst)])
-            return dst.read_bytes()
+        opts = ["--min", str(q), "--max", str(q), "-s", str(self.speed), "-y", "444", "-r", "full", "-d", "8"]
+        return _encode_with_tool(rgb, ".avif", lambda src, dst: ["avifenc", *opts, src, dst])
 
     def decode(self, data: bytes) -> np.ndarray:
         self._require()
@@ -333,20 +341,13 @@ class JxlCodec(ClassicalCodec):
     effort = 7
 
     def unavailable(self) -> str | None:
-        missing = [t for t in ("cjxl", "djxl") if shutil.which(t) is None]
-        if missing:
-            return f"{'/'.join(missing)} not found (apt package libjxl-tools)"
-        return None
+        return _missing_tools(("cjxl", "djxl"), " (apt package libjxl-tools)")
 
     def encode(self, rgb: np.ndarray, setting: float) -> bytes:
         self._require()
         rgb = _check_rgb(rgb)
         distance = self._setting(setting)
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = Path(tmp) / "in.png", Path(tmp) / "out.jxl"
-            Image.fromarray(rgb, "RGB").save(src, compress_level=1)
-            _run(["cjxl", str(src), str(dst), "-d", f"{distance:.6g}", "-e", str(self.effort)])
-            return dst.read_bytes()
+        return _encode_with_tool(rgb, ".jxl", lambda src, dst: ["cjxl", src, dst, "-d", f"{distance:.6g}", "-e", str(self.effort)])
 
     def decode(self, data: bytes) -> np.ndarray:
         self._require()
