@@ -50,7 +50,8 @@ class PlanarImage:
         return self.rgb.shape[-1]
 
 
-def _open(path: Path) -> Image.Image:
+def open_image(path: Path) -> Image.Image:
+    """A loaded Pillow image, EXIF orientation applied; every failure a one-line PlicError."""
     if not path.exists():
         raise PlicError(f"{path}: no such file")
     if path.is_dir():
@@ -71,7 +72,7 @@ def _open(path: Path) -> Image.Image:
 
 
 def read_image(path: str | Path) -> PlanarImage:
-    im = _open(Path(path))
+    im = open_image(Path(path))
     mode = im.mode
     alpha = None
     if mode == "P":

@@ -20,14 +20,19 @@ def model_options(f):
     return f
 
 
-def load_codec(model: Optional[str], model_path: Optional[str], device: str, fast: bool = False):
+def require_device(device: str) -> None:
     import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PlicError("--device cuda asked for, but no CUDA device is available")
+
+
+def load_codec(model: Optional[str], model_path: Optional[str], device: str, fast: bool = False):
 
     from plic.codec import Codec
     from plic.zoo import DEFAULT_MODEL, load_model, load_weights
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PlicError("--device cuda asked for, but no CUDA device is available")
+    require_device(device)
     if model_path:
         m = load_weights(model_path, device)
         if model and m.registry_name != model:

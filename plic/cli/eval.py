@@ -41,14 +41,11 @@ def command(data, codecs, metrics, out, targets, sweep, anchor, limit, points, d
     OUT/summary.md, OUT/summary.json and OUT/plots. Interrupt at will: a rerun
     skips what is done.
     """
-    import torch
     from tqdm import tqdm
 
-    from plic.errors import PlicError
+    from plic.cli.common import require_device
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PlicError("--device cuda asked for, but no CUDA device is available")
-
+    require_device(device)
     from plic.eval.report import write_report
     from plic.eval.runner import Benchmark
 

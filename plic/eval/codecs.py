@@ -66,6 +66,15 @@ def _encode_with_tool(rgb: np.ndarray, suffix: str, argv: Callable[[str, str], l
         return dst.read_bytes()
 
 
+def _decode_with_tool(data: bytes, suffix: str, argv: Callable[[str, str], list[str]]) -> np.ndarray:
+    """Write ``data`` to a file, run ``argv(src, dst)`` to make a PNG, return its pixels."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / f"in{suffix}", Path(tmp) / "out.png"
+        src.write_bytes(data)
+        _run(argv(str(src), str(dst)))
+        return _pillow_decode(dst.read_bytes())
+
+
 def _run(cmd: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run a tool with ``check=True``, turning any failure into a one-line PlicError."""
     try:
@@ -310,11 +319,7 @@ class AvifCodec(ClassicalCodec):
         self._require()
         if self.backend == "pillow":
             return _pillow_decode(data)
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = Path(tmp) / "in.avif", Path(tmp) / "out.png"
-            src.write_bytes(data)
-            _run(["avifdec", "-d", "8", str(src), str(dst)])
-            return _pillow_decode(dst.read_bytes())
+        return _decode_with_tool(data, ".avif", lambda src, dst: ["avifdec", "-d", "8", src, dst])
 
     def version(self) -> str:
         if self.backend == "pillow":
@@ -351,11 +356,7 @@ class JxlCodec(ClassicalCodec):
 
     def decode(self, data: bytes) -> np.ndarray:
         self._require()
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = Path(tmp) / "in.jxl", Path(tmp) / "out.png"
-            src.write_bytes(data)
-            _run(["djxl", str(src), str(dst)])
-            return _pillow_decode(dst.read_bytes())
+        return _decode_with_tool(data, ".jxl", lambda src, dst: ["djxl", src, dst])
 
     def version(self) -> str:
         return _first_line(["cjxl", "--version"])
@@ -452,8 +453,9 @@ class HevcCodec(ClassicalCodec):
     preset = "medium"
 
     def unavailable(self) -> str | None:
-        if shutil.which("ffmpeg") is None:
-            return "ffmpeg not found (apt package ffmpeg)"
+        missing = _missing_tools(("ffmpeg",), " (apt package ffmpeg)")
+        if missing:
+            return missing
         if not _ffmpeg_has_libx265():
             return "this ffmpeg has no libx265 encoder (apt package ffmpeg from Debian/Ubuntu, built with libx265)"
         return None

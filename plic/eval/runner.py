@@ -25,15 +25,13 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from plic.errors import PlicError
 from plic.eval.codecs import ClassicalCodec, encode_at_bpp
 from plic.eval.learned import make_codec
-from plic.image_io import atomic_write_bytes
+from plic.image_io import IMAGE_SUFFIXES, atomic_write_bytes, open_image
 from plic.metrics import Metric, get_metric
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 FILE_EXT = {"jpeg": "jpg", "jpeg444": "jpg", "webp": "webp", "avif": "avif", "jxl": "jxl", "jpeg2000": "j2k",
             "hevc": "hevc"}
 
@@ -45,16 +43,13 @@ def list_images(data: Path) -> List[Path]:
         raise PlicError(f"{data}: no such file or folder")
     images = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise PlicError(f"{data}: no images (png, jpg, bmp, tif, ppm, webp)")
+        raise PlicError(f"{data}: no images ({', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))})")
     return images
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.array(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise PlicError(f"{path}: not a readable image ({exc})") from None
+    """The original as 8-bit RGB, read with plic's image policy (EXIF orientation, errors)."""
+    return np.array(open_image(path).convert("RGB"))
 
 
 def setting_key(codec: ClassicalCodec, setting: float) -> str:
