@@ -146,14 +146,20 @@ class Codec:
 
     # ---------------------------------------------------------------- encode
     @torch.no_grad()
-    def encode_planes(self, img: PlanarImage, lmbda: float) -> PlicFile:
+    def latents(self, img: PlanarImage, lmbda: float) -> torch.Tensor:
+        """The analysis transform's output divided by the QVRF step: what the entropy coder codes."""
         x = img.rgb.to(self.device, self.dtype)
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.stride, (-w) % self.stride
         # replicate padding costs fewer bits than zeros and is cropped away
         x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
         y = _tiled(self.g_a, x, 1 / 16, TILE, MARGIN)
-        y = y.cpu().double() / self._step(lmbda)
+        return y.cpu().double() / self._step(lmbda)
+
+    @torch.no_grad()
+    def encode_planes(self, img: PlanarImage, lmbda: float) -> PlicFile:
+        h, w = img.height, img.width
+        y = self.latents(img, lmbda)
         with _float64_default():
             out = self.entropy.compress(y)
         payloads = [list(s) for s in out["strings"]]

@@ -39,20 +39,15 @@ def time_codec(codec: Codec, img: PlanarImage, quality: float = 4.0, warmup: int
     f = bitstream.parse(data)
     enc = _median_seconds(lambda: codec.encode(img, lmbda=lam), warmup, repeat, sync)
     dec = _median_seconds(lambda: codec.decode_file(bitstream.parse(data)), warmup, repeat, sync)
-    # entropy coder alone, on the latents this image produces
-    planes = codec.encode_planes(img, lam)
-    with torch.no_grad():
-        x = img.rgb.to(codec.device, codec.dtype)
-        ph, pw = (-x.shape[-2]) % codec.stride, (-x.shape[-1]) % codec.stride
-        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
-        y = codec.g_a(x).cpu().double() / codec._step(lam)
+    # entropy coder alone, on the latents this image produces and the payloads it wrote
+    y = codec.latents(img, lam)
 
     def entropy_encode():
         with _float64_default(), torch.no_grad():
             return codec.entropy.compress(y)
 
     payloads = codec._padded_payloads(f)
-    shapes = _as_compressai_shapes(planes.header.shapes)
+    shapes = _as_compressai_shapes(f.header.shapes)
 
     def entropy_decode():
         with _float64_default(), torch.no_grad():
