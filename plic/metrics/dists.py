@@ -18,10 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import vgg16
 
 from plic.metrics.pixel import to_tensor
-from plic.metrics.pretrained import dists_alpha_beta, load_backbone
+from plic.metrics.pretrained import dists_alpha_beta, features_module
 
 
 class L2Pooling(nn.Module):
@@ -46,8 +45,7 @@ class DISTS(nn.Module):
 
     def __init__(self):
         super().__init__()
-        features = vgg16(weights=None).features
-        features.load_state_dict({k.removeprefix("features."): v for k, v in load_backbone("vgg16").items()})
+        features = features_module("vgg16")
         stages = []
         for i, (lo, hi) in enumerate(self.STAGES):
             layers = [L2Pooling(self.CHANNELS[i])] if i else []

@@ -26,11 +26,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 import torch
-from torchvision.models import vgg16
 
 from plic.errors import PlicError
 from plic.metrics.pixel import to_tensor
-from plic.metrics.pretrained import load_backbone
+from plic.metrics.pretrained import features_module, torch_hub_checkpoint
 
 PATCH = 256
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -49,9 +48,7 @@ def inception_weights_path() -> Optional[Path]:
     env = os.environ.get("PLIC_INCEPTION_WEIGHTS")
     if env:
         return Path(env)
-    home = Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch")
-    p = home / "hub" / "checkpoints" / INCEPTION_FILE
-    return p if p.is_file() else None
+    return torch_hub_checkpoint(INCEPTION_FILE)
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,9 +75,7 @@ class VGG16Pool(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.features = vgg16(weights=None).features[:30]
-        self.features.load_state_dict({k.removeprefix("features."): v for k, v in load_backbone("vgg16").items()
-                                       if int(k.split(".")[1]) < 30})
+        self.features = features_module("vgg16")[:30]  # up to conv5_3's ReLU, without the last max-pool
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
 

