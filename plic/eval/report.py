@@ -18,6 +18,7 @@ import numpy as np
 
 from plic.errors import PlicError
 from plic.eval.bjontegaard import bd_rate, interpolate_metric
+from plic.image_io import atomic_write_bytes
 from plic.metrics import METRICS, get_metric
 
 REPORT_RATES = (0.075, 0.15, 0.30)
@@ -86,7 +87,7 @@ def _set_metrics(out: Path, codec: str, key: str, images: List[str]) -> Dict[str
         b = np.concatenate([np.load(p, allow_pickle=False) for p in dist])
         values = {"fd-vgg16": frechet_distance(a, b)} if extractor == "vgg16" else \
             {"fid": frechet_distance(a, b), "kid": kernel_inception_distance(a, b)}
-        cache.write_text(json.dumps({"stamp": stamp, "values": values}))
+        atomic_write_bytes(cache, json.dumps({"stamp": stamp, "values": values}).encode())
         res.update(values)
     return res
 
@@ -133,14 +134,12 @@ def metrics_of(summary: Dict) -> List[str]:
 def _fmt(v: Optional[float], metric: str = "") -> str:
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
         return "–"
-    if metric in ("psnr", "psnr-y", "vmaf"):
-        return f"{v:.2f}"
-    if metric in ("fd-vgg16", "fid"):
-        return f"{v:.2f}"
-    return f"{v:.4f}"
+    # dB, VMAF points and Fréchet distances to 2 decimals; the unit-range metrics to 4
+    return f"{v:.2f}" if metric in ("psnr", "psnr-y", "vmaf", "fd-vgg16", "fid") else f"{v:.4f}"
 
 
-def markdown(summary: Dict, anchor: str, command: str = "") -> str:
+def markdown(summary: Dict, anchor: str, table: Dict[str, Dict[str, Optional[float]]], command: str = "") -> str:
+    """The report; ``table`` is :func:`bd_rates` against ``anchor`` on every metric present."""
     man, curves = summary["manifest"], summary["curves"]
     metrics = metrics_of(summary)
     lines = ["# R-D benchmark", ""]
@@ -151,7 +150,6 @@ def markdown(summary: Dict, anchor: str, command: str = "") -> str:
     if man.get("skipped"):
         lines += ["Skipped (unavailable here): " + "; ".join(f"{k}: {v}" for k, v in man["skipped"].items()), ""]
     lines += [f"## BD-rate against {anchor} (%; negative = fewer bits at equal quality)", ""]
-    table = bd_rates(summary, anchor, metrics)
     lines += ["| codec | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for codec in curves:
         lines.append(f"| {codec} | " + " | ".join("–" if table[codec][m] is None else f"{table[codec][m]:+.1f}"
@@ -222,8 +220,8 @@ def write_report(out: Path, anchor: str, command: str = "") -> Dict:
         raise PlicError(f"{out}: no finished points yet")
     if anchor not in summary["curves"]:
         anchor = next(iter(summary["curves"]))
-    (out / "summary.json").write_text(json.dumps({**summary, "anchor": anchor,
-                                                  "bd_rate": bd_rates(summary, anchor, metrics_of(summary))}, indent=1))
-    (out / "summary.md").write_text(markdown(summary, anchor, command))
+    table = bd_rates(summary, anchor, metrics_of(summary))
+    atomic_write_bytes(out / "summary.json", json.dumps({**summary, "anchor": anchor, "bd_rate": table}, indent=1).encode())
+    atomic_write_bytes(out / "summary.md", markdown(summary, anchor, table, command).encode())
     plot(summary, out / "plots")
     return summary
