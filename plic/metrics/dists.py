@@ -12,14 +12,13 @@ resizing to 256 (the reference script's optional ``resize``).
 from __future__ import annotations
 
 import functools
-import hashlib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plic.metrics.pixel import to_tensor
+from plic.metrics.pixel import LastReference, to_tensor
 from plic.metrics.pretrained import dists_alpha_beta, features_module
 
 
@@ -90,7 +89,7 @@ def dists_network(device: str = "cpu") -> DISTS:
     return DISTS().eval().requires_grad_(False).to(device)
 
 
-_reference_cache: dict = {}
+_reference = LastReference()
 
 
 def dists_distance(ref: np.ndarray, dist: np.ndarray, device: str = "cpu") -> float:
@@ -101,8 +100,5 @@ def dists_distance(ref: np.ndarray, dist: np.ndarray, device: str = "cpu") -> fl
     """
     net = dists_network(device)
     with torch.no_grad():
-        key = (device, ref.shape, hashlib.sha1(ref.tobytes()).digest())
-        if key not in _reference_cache:
-            _reference_cache.clear()
-            _reference_cache[key] = net._features(to_tensor(ref).to(device))
-        return float(net.compare(_reference_cache[key], net._features(to_tensor(dist).to(device)))[0])
+        fx = _reference.get(ref, device, lambda: net._features(to_tensor(ref).to(device)))
+        return float(net.compare(fx, net._features(to_tensor(dist).to(device)))[0])
