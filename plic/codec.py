@@ -146,20 +146,26 @@ class Codec:
 
     # ---------------------------------------------------------------- encode
     @torch.no_grad()
-    def latents(self, img: PlanarImage, lmbda: float) -> torch.Tensor:
-        """The analysis transform's output divided by the QVRF step: what the entropy coder codes."""
+    def analysis(self, img: PlanarImage) -> torch.Tensor:
+        """The analysis transform's output (float64, CPU), before the QVRF step."""
         x = img.rgb.to(self.device, self.dtype)
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.stride, (-w) % self.stride
         # replicate padding costs fewer bits than zeros and is cropped away
         x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
-        y = _tiled(self.g_a, x, 1 / 16, TILE, MARGIN)
-        return y.cpu().double() / self._step(lmbda)
+        return _tiled(self.g_a, x, 1 / 16, TILE, MARGIN).cpu().double()
+
+    def latents(self, img: PlanarImage, lmbda: float, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """What the entropy coder codes: the analysis output divided by the QVRF step.
+
+        ``y`` is :meth:`analysis`'s output when the caller already has it.
+        """
+        return (self.analysis(img) if y is None else y) / self._step(lmbda)
 
     @torch.no_grad()
-    def encode_planes(self, img: PlanarImage, lmbda: float) -> PlicFile:
+    def encode_planes(self, img: PlanarImage, lmbda: float, y: Optional[torch.Tensor] = None) -> PlicFile:
         h, w = img.height, img.width
-        y = self.latents(img, lmbda)
+        y = self.latents(img, lmbda, y)
         with _float64_default():
             out = self.entropy.compress(y)
         payloads = [list(s) for s in out["strings"]]
@@ -181,6 +187,51 @@ class Codec:
         lam = self.resolve_lambda(quality, lmbda)
         data = bitstream.pack(self.encode_planes(img, lam))
         return EncodeResult(data, 8 * len(data) / (img.height * img.width), time.perf_counter() - t0)
+
+    @torch.no_grad()
+    def encode_to_bpp(self, img: PlanarImage, bpp: float, rel_tol: float = 0.01,
+                      max_iter: int = 24) -> EncodeResult:
+        """Encode at the lambda whose real file size comes closest to ``bpp``.
+
+        Bisection on log(lambda) over the model's range. The analysis
+        transform runs once; each step only re-quantizes and entropy-codes, so
+        a search costs about ten entropy-coder passes. Stops when the file is
+        within ``rel_tol`` of the target. A target the model cannot reach is
+        refused with the reachable range.
+        """
+        if not bpp > 0 or not math.isfinite(bpp):
+            raise PlicError(f"target bpp must be a positive number, not {bpp}")
+        m = self.model
+        if not m.variable_rate:
+            raise PlicError(f"this {self.name} model is fixed-rate (lambda {m.lambda_max:g}); --bpp needs a variable-rate model")
+        t0 = time.perf_counter()
+        y = self.analysis(img)
+        pixels = img.height * img.width
+        tried = {}
+
+        def code(lam: float) -> bytes:
+            lam = float(np.float32(lam))
+            lam = min(max(lam, float(np.float32(m.lambda_min * (1 + 1e-7)))), float(np.float32(m.lambda_max * (1 - 1e-7))))
+            if lam not in tried:
+                tried[lam] = bitstream.pack(self.encode_planes(img, lam, y))
+            return tried[lam]
+
+        def rate(data: bytes) -> float:
+            return 8 * len(data) / pixels
+
+        lo, hi = math.log(m.lambda_min), math.log(m.lambda_max)
+        low, high = rate(code(math.exp(lo))), rate(code(math.exp(hi)))
+        if not low * (1 - rel_tol) <= bpp <= high * (1 + rel_tol):
+            raise PlicError(f"{bpp:g} bpp is out of this model's reach for this image: "
+                            f"{low:.4f} .. {high:.4f} bpp (nearest: {low if bpp < low else high:.4f})")
+        for _ in range(max_iter):
+            mid = (lo + hi) / 2
+            r = rate(code(math.exp(mid)))
+            if abs(r - bpp) <= rel_tol * bpp:
+                break
+            lo, hi = (mid, hi) if r < bpp else (lo, mid)
+        data = min(tried.values(), key=lambda d: abs(rate(d) - bpp))
+        return EncodeResult(data, rate(data), time.perf_counter() - t0)
 
     # ---------------------------------------------------------------- decode
     def check_header(self, header: Header) -> None:

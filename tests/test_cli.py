@@ -154,6 +154,10 @@ def test_full_disk_leaves_no_partial_file(run, sample_image, tmp_path, monkeypat
 def test_bad_options(run, sample_image, tmp_path):
     _one_line_error(run("compress", sample_image, "-o", tmp_path / "a.plic", "--lambda", 5), "outside")
     _one_line_error(run("compress", sample_image, "-o", tmp_path / "a.plic", "--model", "nope"), "nope")
+    _one_line_error(run("compress", sample_image, "-o", tmp_path / "a.plic", "--bpp", 0.2, "-q", 3), "one of")
+    _one_line_error(run("compress", sample_image, "-o", tmp_path / "a.plic", "--bpp", 40), "out of this model's reach")
+    _one_line_error(run("compress", sample_image, "-o", tmp_path / "a.plic", "--bpp", -1), "--bpp must be")
+    assert not (tmp_path / "a.plic").exists()
     r = run("compress", sample_image, "--quality", 11)
     assert r.exit_code == 2 and "Traceback" not in r.output
 

@@ -172,6 +172,33 @@ def test_rate_settings_are_checked(tiny_codec, sample_image):
     assert tiny_codec.resolve_lambda(quality=8) == pytest.approx(0.0932, rel=1e-6)
 
 
+def test_target_bpp_is_reached_by_searching_lambda(tiny_codec, sample_image):
+    img = read_image(sample_image)
+    low = tiny_codec.encode(img, quality=1).bpp
+    high = tiny_codec.encode(img, quality=8).bpp
+    target = (low * high) ** 0.5
+    enc = tiny_codec.encode_to_bpp(img, target)
+    assert enc.bpp == pytest.approx(target, rel=0.01)
+    f = bitstream.parse(enc.data)
+    assert 0.0018 < f.header.lmbda < 0.0932  # the found rate parameter travels in the header
+    assert tiny_codec.decode_file(f).shape[-2:] == (img.height, img.width)
+    with pytest.raises(PlicError, match=f"nearest: {low:.4f}"):
+        tiny_codec.encode_to_bpp(img, low / 2)
+    with pytest.raises(PlicError, match=f"nearest: {high:.4f}"):
+        tiny_codec.encode_to_bpp(img, high * 2)
+
+
+def test_step_reference_keeps_old_steps_when_the_range_widens():
+    from plic.models import MeanScaleHyperprior
+
+    old = MeanScaleHyperprior(N=8, M=8, lambda_min=0.0018, lambda_max=0.0932)
+    wide = MeanScaleHyperprior(N=8, M=8, lambda_min=0.0001, lambda_max=0.25, lambda_ref=0.0932)
+    lams = torch.tensor([0.0018, 0.01, 0.0932])
+    assert torch.equal(old.quant_step(lams), wide.quant_step(lams))
+    assert float(wide.quant_step(torch.tensor(0.25))) < 1  # finer steps for the new, higher rates
+    assert MeanScaleHyperprior(N=8, M=8, **wide.rate_config()).rate_config() == wide.rate_config()
+
+
 def _recrc(body: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body))
 

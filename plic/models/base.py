@@ -13,6 +13,11 @@ approximation the MSE-optimal uniform quantizer step grows as
 ``1/sqrt(lambda)``, and a closed form keeps the rate parameter a single float
 in the bitstream header with no learned table to keep in sync. A fixed-rate
 model is the special case ``lambda_min == lambda_max`` (``a == 1``).
+
+``lambda_ref`` is the lambda whose step is 1 (by default ``lambda_max``). It
+is kept separate from the range so that a model can be finetuned onto a wider
+range (steps below 1 for the new, higher rates) without changing the step its
+weights were trained with at any lambda it already knew.
 """
 
 from __future__ import annotations
@@ -35,18 +40,25 @@ class VariableRateCodec(CompressionModel):
     Args:
         lambda_min, lambda_max: range of Lagrange multipliers the model is
             trained for (equal for a fixed-rate model).
+        lambda_ref: the lambda whose quantization step is 1 (default lambda_max).
     """
 
     #: total down-sampling factor of the deepest latent: inputs are padded to it.
     stride: int = 64
     registry_name: str = "?"
 
-    def __init__(self, lambda_min: float, lambda_max: float, **kwargs):
+    def __init__(self, lambda_min: float, lambda_max: float, lambda_ref: float | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0 < lambda_min <= lambda_max:
             raise ValueError("need 0 < lambda_min <= lambda_max")
+        if lambda_ref is not None and not lambda_ref > 0:
+            raise ValueError("need lambda_ref > 0")
         self.lambda_min = float(lambda_min)
         self.lambda_max = float(lambda_max)
+        self.lambda_ref = float(lambda_max if lambda_ref is None else lambda_ref)
+
+    def rate_config(self) -> Dict[str, float]:
+        return {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max, "lambda_ref": self.lambda_ref}
 
     # ----------------------------------------------------------------- rate
     @property
@@ -60,7 +72,7 @@ class VariableRateCodec(CompressionModel):
     def quant_step(self, lmbda: Tensor) -> Tensor:
         """QVRF quantization step for each lambda, shaped to broadcast over NCHW."""
         lmbda = torch.as_tensor(lmbda, dtype=torch.float64).reshape(-1, 1, 1, 1)
-        return torch.sqrt(self.lambda_max / lmbda)
+        return torch.sqrt(self.lambda_ref / lmbda)
 
     def quality_to_lambda(self, quality: float) -> float:
         """Map ``quality`` in [1, 8] log-linearly onto the trained lambda range.

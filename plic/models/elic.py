@@ -28,8 +28,9 @@ class ELIC(VariableRateCodec):
         groups: Sequence[int] | None = None,
         lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
         lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6],
+        lambda_ref: float | None = None,
     ):
-        super().__init__(lambda_min, lambda_max)
+        super().__init__(lambda_min, lambda_max, lambda_ref)
         groups = list(groups) if groups is not None else [16, 16, 32, 64, M - 128]
         if sum(groups) != M or any(g <= 0 for g in groups):
             raise ValueError(f"channel groups {groups} must be positive and sum to M={M}")
@@ -50,6 +51,5 @@ class ELIC(VariableRateCodec):
 
     def config(self) -> Dict[str, Any]:
         return {
-            "N": self.N, "M": self.M, "groups": self.groups,
-            "lambda_min": self.lambda_min, "lambda_max": self.lambda_max,
+            "N": self.N, "M": self.M, "groups": self.groups, **self.rate_config(),
         }

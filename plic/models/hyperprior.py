@@ -39,8 +39,9 @@ class MeanScaleHyperprior(VariableRateCodec):
         M: int = 192,
         lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
         lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6],
+        lambda_ref: float | None = None,
     ):
-        super().__init__(lambda_min, lambda_max)
+        super().__init__(lambda_min, lambda_max, lambda_ref)
         self.N, self.M = int(N), int(M)
         self.g_a = nn.Sequential(
             conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
@@ -74,4 +75,4 @@ class MeanScaleHyperprior(VariableRateCodec):
         )
 
     def config(self) -> Dict[str, Any]:
-        return {"N": self.N, "M": self.M, "lambda_min": self.lambda_min, "lambda_max": self.lambda_max}
+        return {"N": self.N, "M": self.M, **self.rate_config()}

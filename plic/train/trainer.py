@@ -123,6 +123,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
+        if cfg.init:
+            self._inherit_architecture(cfg.init)
         args = dict(cfg.model_args, lambda_min=cfg.lambda_min, lambda_max=cfg.lambda_max)
         self.model = build_model(cfg.model, **args).to(self.device)
         if cfg.init:
@@ -146,6 +148,22 @@ class Trainer:
         return torch.exp(lo + (hi - lo) * u)
 
     # ------------------------------------------------------- checkpoints
+    def _inherit_architecture(self, path: str) -> None:
+        """Take what ``--init`` fixes (channels, the QVRF step reference) from its file.
+
+        The lambda range may change (finetuning onto a wider range), but the
+        step reference stays the init model's, so every lambda it was trained
+        for keeps its quantization step.
+        """
+        meta = zoo.read_metadata(path)
+        if meta.get("plic_model") != self.cfg.model:
+            raise PlicError(f"--init {path} holds a {meta.get('plic_model')!r} model, not {self.cfg.model!r}")
+        config = json.loads(meta.get("plic_config", "{}"))
+        config.setdefault("lambda_ref", config.get("lambda_max"))
+        for key, value in config.items():
+            if key not in ("lambda_min", "lambda_max"):
+                self.cfg.model_args.setdefault(key, value)
+
     def _load_init(self, path: str) -> None:
         init = zoo.load_weights(path)
         missing, unexpected = self.model.load_state_dict(init.state_dict(), strict=False)
