@@ -122,3 +122,50 @@ def test_resume_a_run_that_started_from_init_weights(image_folder, tmp_path):
     assert torch.equal(resumed.model.state_dict()[name], moved.state_dict()[name])
     resumed.run(progress=False)
     assert (run / "model.safetensors").exists()
+
+
+def test_mixed_precision_keeps_the_entropy_model_in_float32(image_folder, tmp_path):
+    cfg = _cfg(image_folder, 2)
+    cfg.precision = "bf16"
+    t = Trainer(cfg, tmp_path / "bf16", log=lambda m: None)
+    x = t.data.sample(2, t.gen)
+    out = t.model(x, torch.tensor([0.002, 0.05]), autocast_dtype=torch.bfloat16)
+    assert out["x_hat"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
+    t.run(progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "bf16" / "train.csv")))
+    assert len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
+    cfg.precision = "fp8"
+    with pytest.raises(PlicError, match="unknown precision"):
+        Trainer(cfg, tmp_path / "fp8", log=lambda m: None)
+
+
+def _torchrun(image_folder, out, steps):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "plic", "train", "--lambda-range", "0.002", "0.05", "--data", str(image_folder),
+           "--out", str(out), "--steps", str(steps), "--batch-size", "2", "--crop", "64",
+           "--N", "16", "--M", "24", "--eval-every", "0", "--checkpoint-every", "2", "--threads", "1",
+           "--no-progress"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stderr
+
+
+def test_data_parallel_training_with_torchrun_on_cpu(image_folder, tmp_path):
+    """Two gloo processes: replicas stay equal, and a resumed run equals an uninterrupted one."""
+    from plic import zoo
+
+    log = _torchrun(image_folder, tmp_path / "a", 4)
+    assert "data-parallel over 2 processes (cpu): 4 crops per step" in log
+    assert "2 replicas in agreement" in log
+    _torchrun(image_folder, tmp_path / "b", 2)
+    assert (tmp_path / "b" / "rng-rank1.safetensors").exists()
+    assert "resuming" in _torchrun(image_folder, tmp_path / "b", 4)
+    wa = zoo.load_weights(tmp_path / "a" / "model.safetensors").state_dict()
+    wb = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    rows = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]

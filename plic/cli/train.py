@@ -39,17 +39,25 @@ def _device(name: str) -> str:
 @click.option("--eval-images", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu, cuda, cuda:1 ... (under torchrun, cuda means one GPU per process)")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16: mixed precision for the transforms (the entropy model stays float32)")
+@click.option("--deterministic", is_flag=True, help="deterministic kernels (slower on GPU)")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
 def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_size, crop, lr,
             lr_milestones, lr_gamma, warmup_steps, clip_grad, n_channels, m_channels, init,
-            eval_data, eval_every, eval_images, checkpoint_every, seed, device, threads, no_progress):
+            eval_data, eval_every, eval_images, checkpoint_every, seed, device, precision,
+            deterministic, threads, no_progress):
     """Train a codec with the rate-distortion loss (MSE or MS-SSIM).
 
     A fixed-rate model: --lambda 0.0067. One variable-rate model for all
     rates: --lambda-range 0.0018 0.0932. Killing and rerunning the same
     command resumes exactly where the last checkpoint left off.
+
+    Several GPUs (or CPU processes): torchrun --nproc_per_node 4 -m plic
+    train ... --device cuda. --batch-size is per process.
     """
     import os
 
@@ -84,11 +92,17 @@ def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_siz
         lr_milestones=milestones, lr_gamma=lr_gamma, warmup_steps=warmup_steps,
         clip_grad=clip_grad, seed=seed, checkpoint_every=checkpoint_every,
         eval_every=eval_every, eval_data=eval_data, eval_images=eval_images, init=init,
+        precision=precision, deterministic=deterministic,
     )
-    trainer = Trainer(cfg, out, device=_device(device), log=lambda m: click.echo(m, err=True))
-    click.echo(f"{len(trainer.data)} training images ({trainer.data.skipped} skipped); "
-               f"lambda in [{lo:g}, {hi:g}]", err=True)
-    trainer.run(progress=not no_progress)
+    from plic.train import distributed
+
+    try:
+        trainer = Trainer(cfg, out, device=_device(device), log=lambda m: click.echo(m, err=True))
+        trainer.log(f"{len(trainer.data)} training images ({trainer.data.skipped} skipped); "
+                    f"lambda in [{lo:g}, {hi:g}]")
+        trainer.run(progress=not no_progress)
+    finally:
+        distributed.shutdown()
 
 
 __all__ = ["command", "COMPRESSAI_MSE_LAMBDAS"]

@@ -103,15 +103,31 @@ class VariableRateCodec(CompressionModel):
         return [self.M * hy * wy, self.N * hz * wz]
 
     # -------------------------------------------------------------- training
-    def forward(self, x: Tensor, lmbda: Tensor | float | Sequence[float]) -> Dict[str, Any]:
+    def forward(self, x: Tensor, lmbda: Tensor | float | Sequence[float],
+                autocast_dtype: torch.dtype | None = None) -> Dict[str, Any]:
         """Training / evaluation pass with quantization surrogates.
 
-        ``lmbda`` is one value or one per batch item.
+        ``lmbda`` is one value or one per batch item. With ``autocast_dtype``
+        (mixed precision, e.g. ``torch.bfloat16``) the analysis and synthesis
+        transforms run in that precision; the latent codec always runs in
+        float32, because likelihoods of a few bits each lose the rate in a
+        7-bit mantissa.
         """
-        y = self.g_a(x)
+        with _autocast(x.device, autocast_dtype):
+            y = self.g_a(x)
+        y = y.float()
         a = self.quant_step(torch.as_tensor(lmbda)).to(y)
         if a.shape[0] == 1:
             a = a.expand(y.shape[0], 1, 1, 1)
-        out = self.latent_codec(y / a)
-        x_hat = self.g_s(out["y_hat"] * a)
-        return {"x_hat": x_hat, "likelihoods": out["likelihoods"], "y": y}
+        with _autocast(x.device, None):
+            out = self.latent_codec(y / a)
+        with _autocast(x.device, autocast_dtype):
+            x_hat = self.g_s(out["y_hat"] * a)
+        return {"x_hat": x_hat.float(), "likelihoods": out["likelihoods"], "y": y}
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision in ``dtype``, or (None) plain float32 even inside an outer autocast."""
+    if dtype is None:
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=dtype)

@@ -7,7 +7,9 @@ A run folder holds:
 * ``state.json``: step, configuration, RNG states, optimizer hyper-parameters;
 * ``train.csv`` / ``eval.csv``: training curves and Kodak evaluations with real
   bitstreams;
-* ``model.safetensors``: the final weights, loadable with ``--model-path``.
+* ``model.safetensors``: the final weights, loadable with ``--model-path``;
+* ``rng-rank<R>.safetensors``: the random state of each further rank of a
+  data-parallel run (see :mod:`plic.train.distributed`).
 
 Every file is written to a temporary name and renamed, so a kill at any
 moment leaves the previous checkpoint intact; restarting the same command
@@ -36,7 +38,9 @@ from plic.codec import Codec, psnr
 from plic.errors import PlicError
 from plic.image_io import quantize_rgb, read_image
 from plic.registry import build_model
+from plic.train import distributed
 from plic.train.data import RandomCrops, find_images
+from plic.train.distributed import World
 from plic.train.loss import RateDistortionLoss
 
 
@@ -63,6 +67,8 @@ class TrainConfig:
     eval_data: Optional[str] = None
     eval_images: int = 4
     init: Optional[str] = None
+    precision: str = "fp32"  # or "bf16": mixed precision for the transforms
+    deterministic: bool = False
 
     def lr_at(self, step: int) -> float:
         lr = self.lr
@@ -113,16 +119,35 @@ def _optimizer_from_tensors(opt: torch.optim.Optimizer, prefix: str, tensors, me
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+#: --precision -> autocast dtype of the transforms
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print):
+    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print,
+                 world: Optional[World] = None):
+        if cfg.precision not in PRECISIONS:
+            raise PlicError(f"unknown precision {cfg.precision!r} (known: {', '.join(PRECISIONS)})")
         self.cfg = cfg
         self.out = Path(out)
-        self.device = torch.device(device)
-        self.log = log
+        self.world = distributed.world_from_env() if world is None else world
+        device = torch.device(device)
+        if self.world.distributed and device.type == "cuda":
+            device = torch.device("cuda", self.world.local_rank)  # one GPU per process
+        self.device = device
+        self.log = log if self.world.main else (lambda msg: None)
+        distributed.init(self.world, self.device)
         self.out.mkdir(parents=True, exist_ok=True)
+        # the same seed on every rank gives every replica the same initial
+        # weights; the data generator below differs per rank
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
         if cfg.init:
             self._inherit_architecture(cfg.init)
         args = dict(cfg.model_args, lambda_min=cfg.lambda_min, lambda_max=cfg.lambda_max)
@@ -134,7 +159,9 @@ class Trainer:
         self.opt = torch.optim.Adam(main, lr=cfg.lr)
         self.aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr)
         self.loss_fn = RateDistortionLoss(cfg.metric)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.net = distributed.wrap(self.model, self.world, self.device)
+        # rank 0 keeps the plain seed, so a one-process run is unchanged
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.world.rank)
         self.step = 0
         self.data = RandomCrops(cfg.data, crop=cfg.crop)
         self.eval_files = []
@@ -169,16 +196,28 @@ class Trainer:
         missing, unexpected = self.model.load_state_dict(init.state_dict(), strict=False)
         self.log(f"initialised from {path} (missing {len(missing)}, unexpected {len(unexpected)})")
 
-    def save_checkpoint(self) -> None:
-        self.model.update(force=True)
-        t_main, m_main = _optimizer_to_tensors(self.opt, "main")
-        t_aux, m_aux = _optimizer_to_tensors(self.aux_opt, "aux")
-        rng = {
-            "rng.torch": torch.get_rng_state(),
-            "rng.data": self.gen.get_state(),
-        }
+    def _rng_state(self) -> Dict[str, torch.Tensor]:
+        rng = {"rng.torch": torch.get_rng_state(), "rng.data": self.gen.get_state()}
         if self.device.type == "cuda":
             rng["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _set_rng_state(self, tensors: Dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(tensors["rng.torch"])
+        self.gen.set_state(tensors["rng.data"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+
+    def save_checkpoint(self) -> None:
+        # every rank refreshes its CDF tables, so the replicas stay identical
+        self.model.update(force=True)
+        if not self.world.main:
+            _atomic_save_tensors(self._rng_state(), self.out / f"rng-rank{self.world.rank}.safetensors")
+            distributed.barrier(self.world)
+            return
+        t_main, m_main = _optimizer_to_tensors(self.opt, "main")
+        t_aux, m_aux = _optimizer_to_tensors(self.aux_opt, "aux")
+        rng = self._rng_state()
         _atomic_save_tensors({k: v for k, v in self.model.state_dict().items()},
                              self.out / "checkpoint.safetensors",
                              {"plic_model": self.model.registry_name,
@@ -191,6 +230,7 @@ class Trainer:
             "python_random": base64.b64encode(json.dumps(random.getstate(), default=list).encode()).decode(),
         }
         _atomic_write_text(json.dumps(state, indent=1), self.out / "state.json")
+        distributed.barrier(self.world)
 
     def try_resume(self) -> bool:
         state_path = self.out / "state.json"
@@ -216,10 +256,14 @@ class Trainer:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         _optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
         _optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
-        torch.set_rng_state(tensors["rng.torch"])
-        self.gen.set_state(tensors["rng.data"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.world.main:
+            self._set_rng_state(tensors)
+        else:
+            rank_file = self.out / f"rng-rank{self.world.rank}.safetensors"
+            if not rank_file.exists():
+                raise PlicError(f"{rank_file} is missing: resume with as many processes as the run had")
+            with safe_open(str(rank_file), framework="pt") as f:
+                self._set_rng_state({k: f.get_tensor(k) for k in f.keys()})
         py_state = json.loads(base64.b64decode(state["python_random"]))
         random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
         self.step = int(state["step"])
@@ -232,7 +276,7 @@ class Trainer:
         lmbda = self.sample_lambdas(x.shape[0]).to(self.device)
         for g in self.opt.param_groups:
             g["lr"] = self.cfg.lr_at(self.step)
-        out = self.model(x, lmbda)
+        out = self.net(x, lmbda, autocast_dtype=PRECISIONS[self.cfg.precision])
         losses = self.loss_fn(out, x, lmbda)
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -245,10 +289,12 @@ class Trainer:
         aux.backward()
         self.aux_opt.step()
         self.step += 1
-        mse = float(losses["mse"])
+        stats = distributed.mean_over_ranks(
+            {"loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": float(losses["mse"]),
+             "aux": float(aux)}, self.world, self.device)
         return {
-            "loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": mse,
-            "psnr": 10 * math.log10(1 / max(mse, 1e-12)), "aux": float(aux),
+            "loss": stats["loss"], "bpp": stats["bpp"], "mse": stats["mse"],
+            "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)), "aux": stats["aux"],
             "lr": self.opt.param_groups[0]["lr"],
         }
 
@@ -305,13 +351,19 @@ class Trainer:
     def run(self, progress: bool = True) -> None:
         from tqdm import tqdm
 
+        main = self.world.main
         resumed = self.try_resume()
         if resumed:
             self.log(f"resuming {self.out} at step {self.step}")
-            self._truncate_csv("train.csv")
-            self._truncate_csv("eval.csv")
-        (self.out / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
-        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress,
+            if main:
+                self._truncate_csv("train.csv")
+                self._truncate_csv("eval.csv")
+        if main:
+            _atomic_write_text(json.dumps(asdict(self.cfg), indent=1), self.out / "config.json")
+        if self.world.distributed:
+            self.log(f"data-parallel over {self.world.size} processes ({self.device.type}): "
+                     f"{self.cfg.batch_size * self.world.size} crops per step")
+        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not (progress and main),
                    dynamic_ncols=True, desc="train")
         pending: List[Dict] = []
         t0 = time.time()
@@ -325,18 +377,28 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.3f}", bpp=f"{stats['bpp']:.3f}", psnr=f"{stats['psnr']:.2f}")
             if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
-                self._append_csv("train.csv", pending)
+                if main:
+                    self._append_csv("train.csv", pending)
                 pending = []
                 self.save_checkpoint()
             if self.cfg.eval_every > 0 and (self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps):
-                rows = self.evaluate()
-                self._append_csv("eval.csv", rows)
-                for r in rows:
-                    bar.write(f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
-                              f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)")
+                if main:
+                    rows = self.evaluate()
+                    self._append_csv("eval.csv", rows)
+                    for r in rows:
+                        bar.write(f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
+                                  f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)")
+                distributed.barrier(self.world)
         bar.close()
-        self._append_csv("train.csv", pending)
+        if main:
+            self._append_csv("train.csv", pending)
         self.save_checkpoint()
-        zoo.save_weights(self.model, self.out / "model.safetensors",
-                         metadata={"plic_training": json.dumps({"steps": self.step, "data": self.cfg.data})})
-        self.log(f"wrote {self.out / 'model.safetensors'}")
+        if not distributed.replicas_agree(self.model, self.world, self.device):
+            raise PlicError("data-parallel replicas ended with different weights (please report this)")
+        if main:
+            training = {"steps": self.step, "data": self.cfg.data, "processes": self.world.size,
+                        "device": self.device.type, "precision": self.cfg.precision}
+            zoo.save_weights(self.model, self.out / "model.safetensors",
+                             metadata={"plic_training": json.dumps(training)})
+            self.log(f"wrote {self.out / 'model.safetensors'}" +
+                     (f" ({self.world.size} replicas in agreement)" if self.world.distributed else ""))
