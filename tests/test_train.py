@@ -169,3 +169,18 @@ def test_data_parallel_training_with_torchrun_on_cpu(image_folder, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     rows = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_training_curves_are_plotted(image_folder, tmp_path):
+    from PIL import Image
+
+    from plic.train.curves import plot_runs, smooth
+
+    assert smooth([1, 2, 3, 4], 2).tolist() == [1, 1.5, 2.5, 3.5]  # trailing, shorter at the start
+    Trainer(_cfg(image_folder, 3), tmp_path / "s1", log=lambda m: None).run(progress=False)
+    Trainer(_cfg(image_folder, 2), tmp_path / "s2", log=lambda m: None).run(progress=False)
+    png = plot_runs([tmp_path / "s1", tmp_path / "s2"], tmp_path / "c.png", window=2)
+    assert Image.open(png).size[0] > 1000
+    with pytest.raises(PlicError, match="no train.csv"):
+        plot_runs([tmp_path / "empty"], tmp_path / "d.png")
+    assert not (tmp_path / "d.png").exists()

@@ -1,0 +1,95 @@
+"""Training curves of ``plic train`` runs, from their ``train.csv`` and ``eval.csv``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from plic.errors import PlicError
+
+
+def read_rows(path: Path) -> List[Dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        try:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        except (TypeError, ValueError):
+            raise PlicError(f"{path}: not a plic training log") from None
+
+
+def smooth(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average (shorter at the start), so curves are not shifted left."""
+    v = np.asarray(values, dtype=np.float64)
+    if window <= 1 or v.size == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    idx = np.arange(1, v.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
+    """One figure: training loss, bpp and PSNR over steps, and the real-bitstream evaluations.
+
+    Several runs (for example the stages of one model, each started from the
+    previous one with ``--init``) are drawn one after another on a common step
+    axis, in the order given.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    offset = 0.0
+    drew = False
+    colours: Dict[str, str] = {}  # one colour per evaluated lambda, across stages
+    labelled: set = set()
+    for run in runs:
+        run = Path(run)
+        train = read_rows(run / "train.csv")
+        evals = read_rows(run / "eval.csv")
+        if not train and not evals:
+            raise PlicError(f"{run}: no train.csv or eval.csv (is it a plic train run folder?)")
+        label = run.name
+        if train:
+            steps = np.array([r["step"] for r in train]) + offset
+            for ax, key in zip(axes[:3], ("loss", "bpp", "psnr"), strict=True):
+                ax.plot(steps, smooth([r[key] for r in train], window), label=label, lw=1)
+            drew = True
+        for lam in sorted({r["lambda"] for r in evals}):
+            pts = [r for r in evals if r["lambda"] == lam]
+            key = f"lambda {lam:.4g}"
+            if key not in colours:
+                colours[key] = f"C{len(colours) % 10}"
+            axes[3].plot([r["step"] + offset for r in pts], [r["psnr"] for r in pts], "o-", ms=3,
+                         color=colours[key], label=None if key in labelled else key)
+            labelled.add(key)
+            drew = True
+        offset += max([r["step"] for r in train] + [r["step"] for r in evals])
+        if len(runs) > 1:
+            for ax in axes:  # where the next stage starts
+                ax.axvline(offset, color="0.6", ls=":", lw=0.8)
+    if not drew:
+        raise PlicError("nothing to plot")
+    titles = (f"loss (mean of {window} steps)", "bpp (training crops)", "PSNR dB (training crops)",
+              "Kodak PSNR dB (real files)")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[3].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
