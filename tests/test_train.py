@@ -184,3 +184,23 @@ def test_training_curves_are_plotted(image_folder, tmp_path):
     with pytest.raises(PlicError, match="no train.csv"):
         plot_runs([tmp_path / "empty"], tmp_path / "d.png")
     assert not (tmp_path / "d.png").exists()
+
+
+def test_prefetching_draws_the_same_batches_and_resumes_exactly(image_folder, tmp_path):
+    plain = Trainer(_cfg(image_folder, 6), tmp_path / "plain", log=lambda m: None)
+    cfg = _cfg(image_folder, 6)
+    cfg.prefetch = 3
+    ahead = Trainer(cfg, tmp_path / "ahead", log=lambda m: None)
+    for _ in range(3):
+        (xa, la), (xb, lb) = plain.next_batch(), ahead.next_batch()
+        assert torch.equal(xa, xb) and torch.equal(la, lb)
+    # the thread is batches ahead, but the saved state is after the third batch
+    assert torch.equal(ahead.gen.get_state(), plain.gen.get_state())
+    ahead.save_checkpoint()
+    ahead.close()
+    resumed = Trainer(cfg, tmp_path / "ahead", log=lambda m: None)
+    assert resumed.try_resume()
+    xa, la = plain.next_batch()
+    xb, lb = resumed.next_batch()
+    assert torch.equal(xa, xb) and torch.equal(la, lb)
+    resumed.close()

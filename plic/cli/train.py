@@ -44,12 +44,14 @@ def _device(name: str) -> str:
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: mixed precision for the transforms (the entropy model stays float32)")
 @click.option("--deterministic", is_flag=True, help="deterministic kernels (slower on GPU)")
+@click.option("--prefetch", type=click.IntRange(min=0),
+              help="batches drawn ahead on a background thread [default: 2 on GPU, 0 on CPU]")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
 def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_size, crop, lr,
             lr_milestones, lr_gamma, warmup_steps, clip_grad, n_channels, m_channels, init,
             eval_data, eval_every, eval_images, checkpoint_every, seed, device, precision,
-            deterministic, threads, no_progress):
+            deterministic, prefetch, threads, no_progress):
     """Train a codec with the rate-distortion loss (MSE or MS-SSIM).
 
     A fixed-rate model: --lambda 0.0067. One variable-rate model for all
@@ -93,6 +95,7 @@ def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_siz
         clip_grad=clip_grad, seed=seed, checkpoint_every=checkpoint_every,
         eval_every=eval_every, eval_data=eval_data, eval_images=eval_images, init=init,
         precision=precision, deterministic=deterministic,
+        prefetch=(2 if device.startswith("cuda") else 0) if prefetch is None else prefetch,
     )
     from plic.train import distributed
 

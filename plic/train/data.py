@@ -93,3 +93,53 @@ class RandomCrops:
                 patch = patch.flip(-1)
             out[i] = patch[0].clamp(0, 1)
         return out
+
+
+class Prefetcher:
+    """Draws batches on a background thread, ahead of the training step.
+
+    ``draw(gen)`` makes one batch from a generator; the thread owns the
+    generator and hands out ``(batch, state_after)``, where ``state_after``
+    is the generator state just after that batch was drawn. A checkpoint
+    saves the state after the last batch *consumed* (:attr:`state`), not the
+    thread's, so a resumed run draws exactly the batches an uninterrupted run
+    would have. The crops (decode, resize) are numpy/torch work that releases
+    the GIL, so they overlap with a GPU step.
+    """
+
+    def __init__(self, draw, gen: torch.Generator, depth: int = 2):
+        import queue
+        import threading
+
+        self._draw = draw
+        self._gen = gen
+        self.state = gen.get_state()
+        self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, daemon=True, name="plic-prefetch")
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._draw(self._gen)
+                item = (batch, self._gen.get_state())
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except Exception:  # queue.Full: wait for the consumer
+                        continue
+        except BaseException as exc:  # surfaced in next()
+            self._queue.put((exc, None))
+
+    def next(self):
+        batch, state = self._queue.get()
+        if state is None:
+            raise batch
+        self.state = state
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -39,7 +39,7 @@ from plic.errors import PlicError
 from plic.image_io import quantize_rgb, read_image
 from plic.registry import build_model
 from plic.train import distributed
-from plic.train.data import RandomCrops, find_images
+from plic.train.data import Prefetcher, RandomCrops, find_images
 from plic.train.distributed import World
 from plic.train.loss import RateDistortionLoss
 
@@ -68,6 +68,7 @@ class TrainConfig:
     eval_images: int = 4
     init: Optional[str] = None
     precision: str = "fp32"  # or "bf16": mixed precision for the transforms
+    prefetch: int = 0  # batches drawn ahead on a background thread (0: in the step)
     deterministic: bool = False
 
     def lr_at(self, step: int) -> float:
@@ -164,15 +165,37 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.world.rank)
         self.step = 0
         self.data = RandomCrops(cfg.data, crop=cfg.crop)
+        self._prefetcher: Optional[Prefetcher] = None
         self.eval_files = []
         if cfg.eval_data and cfg.eval_every > 0:
             self.eval_files = find_images([cfg.eval_data])[: cfg.eval_images]
 
     # ----------------------------------------------------------- lambdas
-    def sample_lambdas(self, n: int) -> torch.Tensor:
+    def sample_lambdas(self, n: int, gen: Optional[torch.Generator] = None) -> torch.Tensor:
         lo, hi = math.log(self.cfg.lambda_min), math.log(self.cfg.lambda_max)
-        u = torch.rand(n, generator=self.gen)
+        u = torch.rand(n, generator=self.gen if gen is None else gen)
         return torch.exp(lo + (hi - lo) * u)
+
+    def draw_batch(self, gen: torch.Generator):
+        """Crops and their lambdas, both from ``gen`` (one stream: exact resume)."""
+        x = self.data.sample(self.cfg.batch_size, gen)
+        return x, self.sample_lambdas(x.shape[0], gen)
+
+    def close(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
+    def next_batch(self):
+        if self.cfg.prefetch <= 0:
+            return self.draw_batch(self.gen)
+        if self._prefetcher is None:
+            # the thread draws from a copy; self.gen stays at the consumed position
+            gen = torch.Generator().set_state(self.gen.get_state())
+            self._prefetcher = Prefetcher(self.draw_batch, gen, self.cfg.prefetch)
+        batch = self._prefetcher.next()
+        self.gen.set_state(self._prefetcher.state)
+        return batch
 
     # ------------------------------------------------------- checkpoints
     def _inherit_architecture(self, path: str) -> None:
@@ -203,6 +226,7 @@ class Trainer:
         return rng
 
     def _set_rng_state(self, tensors: Dict[str, torch.Tensor]) -> None:
+        self.close()  # batches drawn ahead from the old state are void
         torch.set_rng_state(tensors["rng.torch"])
         self.gen.set_state(tensors["rng.data"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
@@ -272,8 +296,9 @@ class Trainer:
     # ------------------------------------------------------------ steps
     def train_step(self) -> Dict[str, float]:
         self.model.train()
-        x = self.data.sample(self.cfg.batch_size, self.gen).to(self.device)
-        lmbda = self.sample_lambdas(x.shape[0]).to(self.device)
+        x, lmbda = self.next_batch()
+        x = x.to(self.device, non_blocking=True)
+        lmbda = lmbda.to(self.device)
         for g in self.opt.param_groups:
             g["lr"] = self.cfg.lr_at(self.step)
         out = self.net(x, lmbda, autocast_dtype=PRECISIONS[self.cfg.precision])
@@ -390,6 +415,7 @@ class Trainer:
                                   f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)")
                 distributed.barrier(self.world)
         bar.close()
+        self.close()
         if main:
             self._append_csv("train.csv", pending)
         self.save_checkpoint()
