@@ -163,10 +163,19 @@ class Codec:
         return (self.analysis(img) if y is None else y) / self._step(lmbda)
 
     @torch.no_grad()
-    def encode_planes(self, img: PlanarImage, lmbda: float, y: Optional[torch.Tensor] = None) -> PlicFile:
+    def encode_planes(self, img: PlanarImage, lmbda: float, y: Optional[torch.Tensor] = None,
+                      latent: Optional[torch.Tensor] = None, z: Optional[torch.Tensor] = None) -> PlicFile:
+        """Code ``img`` at ``lmbda``.
+
+        ``y``: the analysis output, when already computed. ``latent`` and ``z``:
+        what the entropy coder codes (the latent divided by the QVRF step, and
+        the hyper-latent), when an encode-time optimisation chose them.
+        """
+        from plic.refine.surrogate import fixed_hyper_latent
+
         h, w = img.height, img.width
-        y = self.latents(img, lmbda, y)
-        with _float64_default():
+        y = self.latents(img, lmbda, y) if latent is None else latent.detach().cpu().double()
+        with _float64_default(), fixed_hyper_latent(self.entropy, None if z is None else z.detach().cpu().double()):
             out = self.entropy.compress(y)
         payloads = [list(s) for s in out["strings"]]
         flags = bitstream.FLAG_VARIABLE_RATE if self.model.variable_rate else 0
@@ -201,37 +210,57 @@ class Codec:
         """
         if not bpp > 0 or not math.isfinite(bpp):
             raise PlicError(f"target bpp must be a positive number, not {bpp}")
+        pixels = img.height * img.width
+        return self._search_lambda(img, lambda data: 8 * len(data) / pixels, bpp, rel_tol * bpp,
+                                   "bpp", max_iter)
+
+    @torch.no_grad()
+    def encode_to_psnr(self, img: PlanarImage, target: float, tol: float = 0.05,
+                       max_iter: int = 24) -> EncodeResult:
+        """Encode at the smallest lambda whose decoded image reaches ``target`` dB PSNR (within ``tol``)."""
+        from plic.image_io import quantize_rgb
+
+        def quality(data: bytes) -> float:
+            rec = quantize_rgb(self.decode_file(bitstream.parse(data))).cpu()
+            return psnr(rec, img.rgb)
+
+        return self._search_lambda(img, quality, target, tol, "dB PSNR", max_iter, at_least=True)
+
+    def _search_lambda(self, img: PlanarImage, measure: Callable[[bytes], float], target: float,
+                       tol: float, unit: str, max_iter: int, at_least: bool = False) -> EncodeResult:
+        """Bisection on log(lambda) for a ``measure`` of the file that grows with lambda."""
         m = self.model
         if not m.variable_rate:
-            raise PlicError(f"this {self.name} model is fixed-rate (lambda {m.lambda_max:g}); --bpp needs a variable-rate model")
+            raise PlicError(f"this {self.name} model is fixed-rate (lambda {m.lambda_max:g}); "
+                            f"a lambda search needs a variable-rate model")
         t0 = time.perf_counter()
         y = self.analysis(img)
-        pixels = img.height * img.width
         tried = {}
+        lam_lo = float(np.float32(m.lambda_min * (1 + 1e-7)))
+        lam_hi = float(np.float32(m.lambda_max * (1 - 1e-7)))
 
-        def code(lam: float) -> bytes:
-            lam = float(np.float32(lam))
-            lam = min(max(lam, float(np.float32(m.lambda_min * (1 + 1e-7)))), float(np.float32(m.lambda_max * (1 - 1e-7))))
+        def point(lam: float):
+            lam = min(max(float(np.float32(lam)), lam_lo), lam_hi)
             if lam not in tried:
-                tried[lam] = bitstream.pack(self.encode_planes(img, lam, y))
-            return tried[lam]
-
-        def rate(data: bytes) -> float:
-            return 8 * len(data) / pixels
+                data = bitstream.pack(self.encode_planes(img, lam, y))
+                tried[lam] = (measure(data), data)
+            return tried[lam][0]
 
         lo, hi = math.log(m.lambda_min), math.log(m.lambda_max)
-        low, high = rate(code(math.exp(lo))), rate(code(math.exp(hi)))
-        if not low * (1 - rel_tol) <= bpp <= high * (1 + rel_tol):
-            raise PlicError(f"{bpp:g} bpp is out of this model's reach for this image: "
-                            f"{low:.4f} .. {high:.4f} bpp (nearest: {low if bpp < low else high:.4f})")
+        low, high = point(math.exp(lo)), point(math.exp(hi))
+        if not low - tol <= target <= high + tol:
+            raise PlicError(f"{target:g} {unit} is out of this model's reach for this image: "
+                            f"{low:.4f} .. {high:.4f} {unit} (nearest: {low if target < low else high:.4f})")
         for _ in range(max_iter):
             mid = (lo + hi) / 2
-            r = rate(code(math.exp(mid)))
-            if abs(r - bpp) <= rel_tol * bpp:
+            v = point(math.exp(mid))
+            if abs(v - target) <= tol and (not at_least or v >= target):
                 break
-            lo, hi = (mid, hi) if r < bpp else (lo, mid)
-        data = min(tried.values(), key=lambda d: abs(rate(d) - bpp))
-        return EncodeResult(data, rate(data), time.perf_counter() - t0)
+            lo, hi = (mid, hi) if v < target else (lo, mid)
+        candidates = [(v, d) for v, d in tried.values() if not at_least or v >= target - tol]
+        value, data = min(candidates, key=lambda vd: abs(vd[0] - target))
+        pixels = img.height * img.width
+        return EncodeResult(data, 8 * len(data) / pixels, time.perf_counter() - t0)
 
     # ---------------------------------------------------------------- decode
     def check_header(self, header: Header) -> None:

@@ -208,3 +208,32 @@ def test_file_from_an_unknown_model(run, sample_plic, tmp_path):
     p = tmp_path / "u.plic"
     p.write_bytes(bitstream.pack(f))
     _one_line_error(run("decompress", p, "-o", tmp_path / "u.png", model=False), "does not know")
+
+
+def test_compress_with_refinement_reports_before_and_after(run, sample_image, tmp_path):
+    out = tmp_path / "r.plic"
+    r = run("compress", sample_image, "-o", out, "--refine", "sga+", "--steps", 3, "-q", 3)
+    assert r.exit_code == 0, r.output
+    assert "before:" in r.output and "after:" in r.output
+    assert run("decompress", out, "-o", tmp_path / "r.png").exit_code == 0
+
+
+def test_refinement_settings_errors(run, sample_image, tmp_path):
+    out = tmp_path / "x.plic"
+    _one_line_error(run("compress", sample_image, "-o", out, "--optimize-for", "lpips"), "needs --refine")
+    r = run("compress", sample_image, "-o", out, "--refine", "sga+", "--steps", -5)
+    assert r.exit_code == 2 and "--steps" in r.output and "Traceback" not in r.output
+    _one_line_error(run("compress", sample_image, "-o", out, "--refine", "snic", "--bpp", 30, "--steps", 1),
+                    "nearest")
+    _one_line_error(run("compress", sample_image, "-o", out, "--target-psnr", 5), "--target-psnr must be")
+    assert not out.exists()
+
+
+def test_missing_metric_weights_are_reported_before_any_work(tmp_path, sample_image, tiny_model_path):
+    env = dict(os.environ, PLIC_CACHE=str(tmp_path / "empty-cache"))
+    out = tmp_path / "m.plic"
+    p = subprocess.run([sys.executable, "-m", "plic", "compress", str(sample_image), "-o", str(out),
+                        "--model-path", str(tiny_model_path), "--refine", "sga+", "--optimize-for", "lpips"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 1 and "no vgg16 weights" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists()

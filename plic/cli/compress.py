@@ -1,13 +1,19 @@
-"""``plic compress``: images to ``.plic`` files."""
+"""``plic compress``: images to ``.plic`` files, optionally optimised at encode time."""
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
 
 import click
 
 from plic.cli.common import load_codec, model_options, plan_outputs, run_batch
 from plic.image_io import IMAGE_SUFFIXES
+
+_REFINE = ["none", "sga+", "snic", "snic-latent", "snic+sga+"]
+_ROUNDING = ["ste", "noise", "atanh", "linear", "cosine", "ssl", "linear3", "cosine3", "ssl3"]
+_METRICS = ["mse", "ms-ssim", "lpips", "lpips-alex", "dists"]
 
 
 @click.command("compress")
@@ -16,31 +22,83 @@ from plic.image_io import IMAGE_SUFFIXES
 @click.option("-q", "--quality", type=click.FloatRange(1, 8), help="1 (smallest) .. 8 (best); fractions allowed [default: 4]")
 @click.option("--lambda", "lmbda", type=float, help="rate-distortion trade-off (within the model's range)")
 @click.option("--bpp", type=float, help="target bits per pixel: the lambda is searched per image (real file sizes)")
+@click.option("--target-psnr", type=float, help="target PSNR (dB): the lambda is searched per image (real decodes)")
 @click.option("-m", "--model", help="registered model name [default: hyperprior]")
 @model_options
+@click.option("--refine", type=click.Choice(_REFINE), default="none", show_default=True,
+              help="encode-time optimisation: SGA+ latents, SNIC substitute image or latent, or both")
+@click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="optimisation steps")
+@click.option("--rounding", type=click.Choice(_ROUNDING),
+              help="quantization surrogate [default: ssl for latents, noise for images]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam step [default: 5e-3 latents, 3e-3 images]")
+@click.option("--optimize-for", "metric", type=click.Choice(_METRICS), default="mse", show_default=True,
+              help="distortion the optimisation minimises (measured against the original)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the stochastic rounding")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="decode each file after writing it and report PSNR")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="summary line only")
-def command(input, output, quality, lmbda, bpp, model, model_path, device, fast, verify, force, quiet):
-    """Compress an image (or every image in a folder) to .plic."""
+def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, device, fast, refine, steps,
+            rounding, lr, metric, seed, verify, force, quiet):
+    """Compress an image (or every image in a folder) to .plic.
+
+    With --refine, each image is optimised for the frozen model before it is
+    coded (any plic decoder decodes the result): sga+ refines the latents
+    (Perugachi-Diaz et al.), snic optimises a substitute input image (Wang et
+    al.), snic+sga+ does both. --bpp and --target-psnr pick the lambda by
+    search; with a snic refinement they also become the optimisation's
+    target, and a fixed-rate model reaches them through snic alone.
+    """
     from plic import bitstream
     from plic.codec import psnr
     from plic.errors import PlicError
     from plic.image_io import atomic_write_bytes, quantize_rgb, read_image
 
-    if bpp is not None and (quality is not None or lmbda is not None):
-        raise PlicError("give one of --quality, --lambda or --bpp")
+    if sum(v is not None for v in (quality, lmbda, bpp, target_psnr)) > 1:
+        raise PlicError("give one of --quality, --lambda, --bpp or --target-psnr")
     if bpp is not None and not 0 < bpp < 64:
         raise PlicError(f"--bpp must be between 0 and 64, not {bpp:g}")
+    if target_psnr is not None and not 10 <= target_psnr <= 100:
+        raise PlicError(f"--target-psnr must be between 10 and 100 dB, not {target_psnr:g}")
     pairs, folder = plan_outputs(input, output, IMAGE_SUFFIXES, ".plic", force)
     codec = load_codec(model, model_path, device, fast)
-    lam = codec.resolve_lambda(quality, lmbda) if bpp is None else None
+    variable = codec.model.variable_rate
+    if refine == "none" and not variable and (bpp is not None or target_psnr is not None):
+        refine = "snic"  # a fixed-rate model reaches a target only through a substitute
+    targeted = refine != "none" and refine != "sga+" and (bpp is not None or target_psnr is not None)
+    if refine != "none":
+        from plic.refine.distortion import distortion_fn
+
+        distortion_fn(metric, codec.device)  # missing weights: fail before any work
+        if targeted and metric != "mse" and target_psnr is not None:
+            raise PlicError("--target-psnr is a PSNR (MSE) target; drop --optimize-for")
+    elif metric != "mse":
+        raise PlicError("--optimize-for needs --refine (sga+, snic, snic-latent or snic+sga+)")
+    fixed_lam = None
+    if bpp is None and target_psnr is None:
+        fixed_lam = codec.resolve_lambda(quality, lmbda)
+    elif not variable:
+        fixed_lam = codec.resolve_lambda()
 
     def process(src: Path, dst: Path) -> dict:
         img = read_image(src)
-        enc = codec.encode(img, lmbda=lam) if bpp is None else codec.encode_to_bpp(img, bpp)
+        before = None
+        if fixed_lam is not None:
+            lam = fixed_lam
+            enc = codec.encode(img, lmbda=lam)
+        elif bpp is not None:
+            enc = codec.encode_to_bpp(img, bpp)
+        else:
+            enc = codec.encode_to_psnr(img, target_psnr)
+        lam = bitstream.parse(enc.data).header.lmbda
+        if refine != "none":
+            before = enc
+            enc = _refined(codec, img, lam, refine, steps, rounding, lr, metric, seed, bpp if targeted else None,
+                           target_psnr if targeted else None, quiet or folder)
         f = bitstream.parse(enc.data)
+        if refine != "none" and bpp is not None and targeted and enc.bpp > bpp * 1.05:
+            raise PlicError(f"{src}: {bpp:g} bpp is out of reach of this model for this image "
+                            f"(nearest reachable: {enc.bpp:.4f} bpp); nothing written")
         dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(dst, enc.data)
         r = {"bpp": enc.bpp, "msg": f"{src} -> {dst}: {enc.bpp:.4f} bpp"}
@@ -49,6 +107,49 @@ def command(input, output, quality, lmbda, bpp, model, model_path, device, fast,
             r["psnr"] = psnr(quantize_rgb(rec).cpu(), img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
         r["msg"] += f", {enc.seconds:.2f} s encode ({codec.name}, lambda {f.header.lmbda:.5g})"
+        if before is not None:
+            r["msg"] += "\n  " + _comparison(codec, img, before, enc, metric)
         return r
 
     run_batch(pairs, folder, quiet, process)
+
+
+def _refined(codec, img, lam, plan, steps, rounding, lr, metric, seed, bpp, target_psnr, quiet):
+    from tqdm import tqdm
+
+    from plic.refine import Objective, Settings, refine_encode
+
+    objective = Objective(lam, distortion=metric, target_bpp=bpp,
+                          target_distortion=None if target_psnr is None else 10 ** (-target_psnr / 10))
+    stages = plan.split("+") if plan == "snic+sga+" else [plan]
+    bar = tqdm(total=steps * len(stages), disable=quiet, unit="step", dynamic_ncols=True,
+               file=sys.stderr, desc=plan, leave=False)
+
+    def progress(space, i, stats):
+        bar.update(1)
+        bar.set_postfix(stage=space, loss=f"{stats['loss']:.4f}", bpp=f"{stats['bpp']:.4f}")
+
+    try:
+        return refine_encode(codec, img, lam, plan, objective, Settings(steps=steps, seed=seed),
+                             rounding=rounding, lr=lr, progress=progress).encoded
+    finally:
+        bar.close()
+
+
+def _comparison(codec, img, before, after, metric) -> str:
+    """One line: bpp and quality before and after the optimisation, and its time."""
+    import torch
+
+    from plic import bitstream
+    from plic.image_io import quantize_rgb
+    from plic.refine.distortion import distortion_fn
+
+    fn = distortion_fn(metric, "cpu")
+    parts = []
+    for enc in (before, after):
+        rec = quantize_rgb(codec.decode_file(bitstream.parse(enc.data))).cpu()
+        with torch.no_grad():
+            d = float(fn(rec, img.rgb.float()).mean())
+        q = f"{-10 * math.log10(max(d, 1e-12)):.2f} dB PSNR" if metric == "mse" else f"{metric} {d:.4f}"
+        parts.append(f"{enc.bpp:.4f} bpp, {q}")
+    return f"before: {parts[0]}; after: {parts[1]} ({after.seconds:.1f} s)"
