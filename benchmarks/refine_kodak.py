@@ -52,6 +52,10 @@ def scores(codec: Codec, img: PlanarImage, data: bytes, lmbda: float) -> dict:
             "loss": lmbda * 255**2 * mse + bpp}
 
 
+def ms_db(s: float) -> float:
+    return -10 * math.log10(max(1 - s, 1e-12))
+
+
 def mean_of(rows, key):
     return float(np.mean([r[key] for r in rows]))
 
@@ -208,15 +212,17 @@ def write_report(result: dict, out: Path) -> None:  # noqa: C901
             if plan == "none":
                 bd_p = bd_s = "—"
             else:
-                bd_p = f"{bd_rate([b for b, _, _ in base], [p for _, p, _ in base], [b for b, _, _ in c], [p for _, p, _ in c]):+.2f} %"
-                to_db = lambda s: -10 * math.log10(1 - s)  # noqa: E731  MS-SSIM in dB, as CompressAI plots it
-                bd_s = f"{bd_rate([b for b, _, _ in base], [to_db(s) for _, _, s in base], [b for b, _, _ in c], [to_db(s) for _, _, s in c]):+.2f} %"
+                rates_a, rates_t = [b for b, _, _ in base], [b for b, _, _ in c]
+                bd_p = f"{bd_rate(rates_a, [p for _, p, _ in base], rates_t, [p for _, p, _ in c]):+.2f} %"
+                # MS-SSIM in dB, as CompressAI plots it
+                bd_s = f"{bd_rate(rates_a, [ms_db(s) for _, _, s in base], rates_t, [ms_db(s) for _, _, s in c]):+.2f} %"
             lines.append(f"| {plan} | " + " | ".join(cells) + f" | {bd_p} | {bd_s} |")
         lines.append("")
     if "targets" in result:
         rows = result["targets"]["rows"]
         lines += [f"## SNIC target rate ({result['targets']['steps']} steps)", "",
-                  "| target bpp | mean achieved | mean abs. error | std over seeds (mean per image) | lambda search alone | mean PSNR | s per image |",
+                  "| target bpp | mean achieved | mean abs. error | std over seeds (mean per image) "
+                  "| lambda search alone | mean PSNR | s per image |",
                   "|---|---|---|---|---|---|---|"]
         for target in sorted({r["target"] for r in rows}):
             sel = [r for r in rows if r["target"] == target]

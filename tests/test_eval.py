@@ -140,3 +140,30 @@ def test_metric_values_in_points_match_direct_computation(evaluated, images):
     point = json.loads((out / "points" / "jpeg" / "q40" / "left.json").read_text())
     assert point["metrics"]["psnr"] == pytest.approx(psnr_rgb(ref, classical_codec("jpeg").decode(data)))
     assert collect(out)["curves"]["jpeg"]["q95"]["n"] == 2
+
+
+def test_points_of_other_weights_are_coded_again(images, tmp_path, tiny_model_path):
+    """New weights under the same model name must not hide behind cached points."""
+    import torch
+
+    from plic import zoo
+    from plic.models import MeanScaleHyperprior
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(tiny_model_path.read_bytes())
+    out = tmp_path / "res"
+    args = ("eval", "--data", images, "--codecs", f"plic:{weights}", "--metrics", "psnr,fd-vgg16", "--out", out,
+            "--points", "2", "--quiet", "--limit", "1")
+    assert "(2 computed, 0 cached)" in invoke(*args).output
+    assert "(0 computed, 2 cached)" in invoke(*args).output
+    point = next((out / "points").rglob("*.json"))
+    first = json.loads(point.read_text())
+    torch.manual_seed(99)  # other weights, same file name, same model name
+    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0018, lambda_max=0.0932), weights)
+    zoo._CACHE.clear()
+    from plic.eval.learned import _load_codec
+
+    _load_codec.cache_clear()
+    assert "(2 computed, 0 cached)" in invoke(*args).output
+    second = json.loads(point.read_text())
+    assert second["version"] != first["version"]

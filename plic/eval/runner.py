@@ -9,7 +9,11 @@ Layout of an output folder::
 
 A point is written (atomically) once its image is coded and scored, so an
 interrupted run resumes where it stopped, and a rerun with more metrics only
-computes the missing ones, decoding the kept file again. ``setting`` is the
+computes the missing ones, decoding the kept file again. Each point records
+the codec's version (encoder library, or a plic model's weight fingerprint);
+a point made by another version is coded again, so new weights or a new
+encoder never hide behind old results. (Points written before versions were
+recorded take the version the folder's manifest held for their codec.) ``setting`` is the
 codec's knob value (``q3``, ``d1.8``...) or ``bpp0.15`` for a point reached by
 bisection to a target bpp.
 """
@@ -98,6 +102,16 @@ class Benchmark:
                 self.skipped[codec.name] = reason
             else:
                 self.codec_objs.append(codec)
+        self.versions = {c.name: c.version() for c in self.codec_objs}
+        manifest = self.out / "manifest.json"
+        old = json.loads(manifest.read_text()).get("codecs", {}) if manifest.is_file() else {}
+        self._manifest_versions = {name: c.get("version") for name, c in old.items()}
+
+    def point_version(self, point: dict) -> Optional[str]:
+        return point.get("version", self._manifest_versions.get(point["codec"]))
+
+    def _current(self, point: Optional[dict], t: Task) -> bool:
+        return point is not None and self.point_version(point) == self.versions[t.codec.name]
 
     # ----------------------------------------------------------------- tasks
     def tasks(self) -> List[Task]:
@@ -132,6 +146,8 @@ class Benchmark:
         if not p.is_file():
             return list(self.metric_objs)
         point = json.loads(p.read_text())
+        if not self._current(point, t):
+            return list(self.metric_objs)
         todo = []
         for m in self.metric_objs:
             if m.pair is not None and m.name not in point["metrics"]:
@@ -162,7 +178,7 @@ class Benchmark:
     def _run_task(self, t: Task, ref: np.ndarray, todo: List[Metric]) -> None:
         p, f = self.point_path(t), self.file_path(t)
         point = json.loads(p.read_text()) if p.is_file() else None
-        if point is None or not f.is_file():
+        if not self._current(point, t) or not f.is_file():
             t0 = time.perf_counter()
             if t.target_bpp is not None:
                 setting, data = encode_at_bpp(t.codec, ref, t.target_bpp)
@@ -171,10 +187,14 @@ class Benchmark:
             enc = time.perf_counter() - t0
             f.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(f, data)
-            point = {"image": t.image.name, "codec": t.codec.name, "setting": t.key, "knob": t.codec.knob,
+            point = {"image": t.image.name, "codec": t.codec.name, "version": self.versions[t.codec.name],
+                     "setting": t.key, "knob": t.codec.knob,
                      "knob_value": float(setting), "target_bpp": t.target_bpp, "height": int(ref.shape[0]),
                      "width": int(ref.shape[1]), "encode_s": enc, "metrics": {}}
             todo = list(self.metric_objs)
+            for m in todo:  # features of a file coded by another version are void
+                if m.features:
+                    self.feature_path(m.features, t.codec.name, t.key, t.image).unlink(missing_ok=True)
         data = f.read_bytes()
         point["bytes"] = len(data)
         point["bpp"] = 8 * len(data) / (ref.shape[0] * ref.shape[1])
@@ -207,7 +227,8 @@ class Benchmark:
 
         manifest = {
             "data": str(self.data), "images": [p.name for p in self.images],
-            "codecs": {c.name: {"label": c.label, "knob": c.knob, "version": c.version()} for c in self.codec_objs},
+            "codecs": {c.name: {"label": c.label, "knob": c.knob, "version": self.versions[c.name]}
+                       for c in self.codec_objs},
             "skipped": self.skipped, "metrics": [m.name for m in self.metric_objs], "targets": list(self.targets),
             "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, torch {torch.__version__}",
         }
