@@ -220,7 +220,7 @@ def test_compress_with_refinement_reports_before_and_after(run, sample_image, tm
 
 def test_refinement_settings_errors(run, sample_image, tmp_path):
     out = tmp_path / "x.plic"
-    _one_line_error(run("compress", sample_image, "-o", out, "--optimize-for", "lpips"), "needs --refine")
+    _one_line_error(run("compress", sample_image, "-o", out, "--optimize-for", "lpips"), "need --refine")
     r = run("compress", sample_image, "-o", out, "--refine", "sga+", "--steps", -5)
     assert r.exit_code == 2 and "--steps" in r.output and "Traceback" not in r.output
     _one_line_error(run("compress", sample_image, "-o", out, "--refine", "snic", "--bpp", 30, "--steps", 1),

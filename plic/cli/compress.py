@@ -33,13 +33,16 @@ _METRICS = ["mse", "ms-ssim", "lpips", "lpips-alex", "dists"]
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam step [default: 5e-3 latents, 3e-3 images]")
 @click.option("--optimize-for", "metric", type=click.Choice(_METRICS), default="mse", show_default=True,
               help="distortion the optimisation minimises (measured against the original)")
+@click.option("--refine-lambda", type=click.FloatRange(min=0, min_open=True),
+              help="lambda of the optimisation objective [default: the coding lambda]; another value "
+                   "moves along the R-D curve (SGA+'s semi-multi-rate)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the stochastic rounding")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="decode each file after writing it and report PSNR")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="summary line only")
 def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, device, fast, refine, steps,
-            rounding, lr, metric, seed, verify, force, quiet):
+            rounding, lr, metric, refine_lambda, seed, verify, force, quiet):
     """Compress an image (or every image in a folder) to .plic.
 
     With --refine, each image is optimised for the frozen model before it is
@@ -72,8 +75,8 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, 
         distortion_fn(metric, codec.device)  # missing weights: fail before any work
         if targeted and metric != "mse" and target_psnr is not None:
             raise PlicError("--target-psnr is a PSNR (MSE) target; drop --optimize-for")
-    elif metric != "mse":
-        raise PlicError("--optimize-for needs --refine (sga+, snic, snic-latent or snic+sga+)")
+    elif metric != "mse" or refine_lambda is not None:
+        raise PlicError("--optimize-for and --refine-lambda need --refine (sga+, snic, snic-latent or snic+sga+)")
     fixed_lam = None
     if bpp is None and target_psnr is None:
         fixed_lam = codec.resolve_lambda(quality, lmbda)
@@ -94,7 +97,7 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, 
         if refine != "none":
             before = enc
             enc = _refined(codec, img, lam, refine, steps, rounding, lr, metric, seed, bpp if targeted else None,
-                           target_psnr if targeted else None, quiet or folder)
+                           target_psnr if targeted else None, quiet or folder, refine_lambda)
         f = bitstream.parse(enc.data)
         if refine != "none" and bpp is not None and targeted and enc.bpp > bpp * 1.05:
             raise PlicError(f"{src}: {bpp:g} bpp is out of reach of this model for this image "
@@ -114,12 +117,12 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, 
     run_batch(pairs, folder, quiet, process)
 
 
-def _refined(codec, img, lam, plan, steps, rounding, lr, metric, seed, bpp, target_psnr, quiet):
+def _refined(codec, img, lam, plan, steps, rounding, lr, metric, seed, bpp, target_psnr, quiet, refine_lambda=None):
     from tqdm import tqdm
 
     from plic.refine import Objective, Settings, refine_encode
 
-    objective = Objective(lam, distortion=metric, target_bpp=bpp,
+    objective = Objective(refine_lambda or lam, distortion=metric, target_bpp=bpp,
                           target_distortion=None if target_psnr is None else 10 ** (-target_psnr / 10))
     stages = plan.split("+") if plan == "snic+sga+" else [plan]
     bar = tqdm(total=steps * len(stages), disable=quiet, unit="step", dynamic_ncols=True,
