@@ -149,3 +149,22 @@ def test_metric_registry_directions_and_unknown_names():
     assert get_metric("LPIPS").name == "lpips-alex"
     with pytest.raises(PlicError, match="unknown metric"):
         get_metric("butteraugli")
+
+
+def test_batched_vmaf_equals_one_call_per_pair():
+    from plic.metrics.vmaf import vmaf, vmaf_batch
+
+    rng = np.random.default_rng(0)
+    base = np.array(Image.open(Path(__file__).parents[1] / "assets" / "chelsea.png").convert("RGB"))
+    refs, dists = [], []
+    for q in (10, 40, 90):
+        r0, c0 = rng.integers(0, 40, 2)
+        ref = base[r0:r0 + 96, c0:c0 + 128]
+        buf = io.BytesIO()
+        Image.fromarray(ref).save(buf, "JPEG", quality=q)
+        refs.append(ref)
+        dists.append(np.array(Image.open(buf)))
+    batch = vmaf_batch(np.stack(refs), np.stack(dists))
+    single = [vmaf(r, d) for r, d in zip(refs, dists, strict=True)]
+    assert np.allclose(batch, single, atol=1e-6)
+    assert batch[0] < batch[1] < batch[2]
