@@ -20,7 +20,15 @@ def _device(name: str) -> str:
 @click.option("--model", "model_name", default="hyperprior", show_default=True, help="registered architecture")
 @click.option("--lambda", "lmbda", type=float, help="train a fixed-rate model at this lambda")
 @click.option("--lambda-range", nargs=2, type=float, help="train one variable-rate (QVRF) model over [MIN MAX]")
-@click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True)
+@click.option("--recipe", type=click.Choice(["rd", "proxiqa"]), default="rd", show_default=True,
+              help="rd: rate-distortion; proxiqa: optimise for --metric through a learned proxy (ProxIQA)")
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim", "vmaf", "ssim"]), default=None,
+              help="rd: mse (default) or ms-ssim distortion; proxiqa: vmaf (default), ssim or ms-ssim")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="proxiqa: weight of the proxy term against MSE")
+@click.option("--proxy-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--proxy-warmup", type=click.IntRange(min=0), default=200, show_default=True,
+              help="proxiqa: proxy-only steps before the codec learns from it")
 @click.option("--data", multiple=True, required=True, type=click.Path(), help="training image folder (repeatable)")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="run folder (resumed if it exists)")
 @click.option("--steps", type=click.IntRange(min=1), default=100_000, show_default=True)
@@ -48,7 +56,7 @@ def _device(name: str) -> str:
               help="batches drawn ahead on a background thread [default: 2 on GPU, 0 on CPU]")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
-def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_size, crop, lr,
+def command(model_name, lmbda, lambda_range, recipe, metric, alpha, proxy_lr, proxy_warmup, data, out, steps, batch_size, crop, lr,
             lr_milestones, lr_gamma, warmup_steps, clip_grad, n_channels, m_channels, init,
             eval_data, eval_every, eval_images, checkpoint_every, seed, device, precision,
             deterministic, prefetch, threads, no_progress):
@@ -74,8 +82,21 @@ def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_siz
     lo, hi = (lmbda, lmbda) if lmbda is not None else sorted(lambda_range)
     if lo <= 0:
         raise PlicError("lambda must be positive")
-    if metric == "ms-ssim" and crop < 256:
-        raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")
+    recipe_args = {}
+    if recipe == "rd":
+        metric = metric or "mse"
+        if metric not in ("mse", "ms-ssim"):
+            raise PlicError(f"--metric {metric} is not a training distortion; use --recipe proxiqa --metric {metric}")
+        if metric == "ms-ssim" and crop < 256:
+            raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")
+    else:
+        target = metric or "vmaf"
+        if target == "mse":
+            raise PlicError("--recipe proxiqa learns a metric other than MSE: --metric vmaf, ssim or ms-ssim")
+        if target == "ms-ssim" and crop < 192:
+            raise PlicError("MS-SSIM targets need --crop 192 or larger")
+        recipe_args = {"metric": target, "alpha": alpha, "proxy_lr": proxy_lr, "proxy_warmup": proxy_warmup}
+        metric = "mse"  # the pixel part of the ProxIQA loss
     try:
         milestones = [float(v) for v in lr_milestones.split(",") if v.strip()]
     except ValueError:
@@ -94,7 +115,7 @@ def command(model_name, lmbda, lambda_range, metric, data, out, steps, batch_siz
         lr_milestones=milestones, lr_gamma=lr_gamma, warmup_steps=warmup_steps,
         clip_grad=clip_grad, seed=seed, checkpoint_every=checkpoint_every,
         eval_every=eval_every, eval_data=eval_data, eval_images=eval_images, init=init,
-        precision=precision, deterministic=deterministic,
+        precision=precision, deterministic=deterministic, recipe=recipe, recipe_args=recipe_args,
         prefetch=(2 if device.startswith("cuda") else 0) if prefetch is None else prefetch,
     )
     from plic.train import distributed

@@ -44,7 +44,8 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    proxy = any("proxy" in r for run in runs for r in read_rows(Path(run) / "train.csv")[:1])
+    fig, axes = plt.subplots(1, 5 if proxy else 4, figsize=(25 if proxy else 20, 4.2))
     offset = 0.0
     drew = False
     colours: Dict[str, str] = {}  # one colour per evaluated lambda, across stages
@@ -60,6 +61,10 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
             steps = np.array([r["step"] for r in train]) + offset
             for ax, key in zip(axes[:3], ("loss", "bpp", "psnr"), strict=True):
                 ax.plot(steps, smooth([r[key] for r in train], window), label=label, lw=1)
+            if proxy and "proxy" in train[0]:  # ProxIQA: the true metric and its proxy (the paper's Fig. 7b)
+                axes[4].plot(steps, smooth([r["true"] for r in train], window), label=f"{label} true", lw=1)
+                axes[4].plot(steps, smooth([r["proxy"] for r in train], window), label=f"{label} proxy",
+                             lw=1, ls="--")
             drew = True
         for lam in sorted({r["lambda"] for r in evals}):
             pts = [r for r in evals if r["lambda"] == lam]
@@ -76,8 +81,10 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
                 ax.axvline(offset, color="0.6", ls=":", lw=0.8)
     if not drew:
         raise PlicError("nothing to plot")
-    titles = (f"loss (mean of {window} steps)", "bpp (training crops)", "PSNR dB (training crops)",
-              "Kodak PSNR dB (real files)")
+    titles = [f"loss (mean of {window} steps)", "bpp (training crops)", "PSNR dB (training crops)",
+              "Kodak PSNR dB (real files)"] + (["metric: true and proxy (training crops)"] if proxy else [])
+    if proxy:
+        axes[4].legend(fontsize=7)
     for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("step")

@@ -41,7 +41,6 @@ from plic.registry import build_model
 from plic.train import distributed
 from plic.train.data import Prefetcher, RandomCrops, find_images
 from plic.train.distributed import World
-from plic.train.loss import RateDistortionLoss
 
 
 @dataclass
@@ -69,6 +68,8 @@ class TrainConfig:
     init: Optional[str] = None
     precision: str = "fp32"  # or "bf16": mixed precision for the transforms
     prefetch: int = 0  # batches drawn ahead on a background thread (0: in the step)
+    recipe: str = "rd"  # see plic.recipes
+    recipe_args: Dict = field(default_factory=dict)
     deterministic: bool = False
 
     def lr_at(self, step: int) -> float:
@@ -81,7 +82,7 @@ class TrainConfig:
         return lr
 
     # fields that must not change when a run is resumed
-    IMMUTABLE = ("model", "model_args", "lambda_min", "lambda_max", "metric", "batch_size", "crop", "seed")
+    IMMUTABLE = ("model", "model_args", "lambda_min", "lambda_max", "metric", "batch_size", "crop", "seed", "recipe")
 
 
 def _atomic_save_tensors(tensors: Dict[str, torch.Tensor], path: Path, metadata=None) -> None:
@@ -159,13 +160,18 @@ class Trainer:
         aux = [p for n, p in self.model.named_parameters() if n.endswith("quantiles")]
         self.opt = torch.optim.Adam(main, lr=cfg.lr)
         self.aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr)
-        self.loss_fn = RateDistortionLoss(cfg.metric)
+        from plic.recipes import build_recipe
+
+        if cfg.recipe != "rd" and self.world.distributed:
+            raise PlicError(f"the {cfg.recipe} recipe trains in one process (no torchrun)")
+        self.recipe = build_recipe(cfg.recipe, **(cfg.recipe_args if cfg.recipe != "rd" else {"metric": cfg.metric}))
         self.net = distributed.wrap(self.model, self.world, self.device)
         # rank 0 keeps the plain seed, so a one-process run is unchanged
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.world.rank)
         self.step = 0
         self.data = RandomCrops(cfg.data, crop=cfg.crop)
         self._prefetcher: Optional[Prefetcher] = None
+        self.recipe.setup(self)
         self.eval_files = []
         if cfg.eval_data and cfg.eval_every > 0:
             self.eval_files = find_images([cfg.eval_data])[: cfg.eval_images]
@@ -246,9 +252,11 @@ class Trainer:
                              self.out / "checkpoint.safetensors",
                              {"plic_model": self.model.registry_name,
                               "plic_config": json.dumps(self.model.config())})
-        _atomic_save_tensors({**t_main, **t_aux, **rng}, self.out / "optimizer.safetensors")
+        t_recipe, m_recipe = self.recipe.state()
+        _atomic_save_tensors({**t_main, **t_aux, **rng, **t_recipe}, self.out / "optimizer.safetensors")
         state = {
             "step": self.step,
+            "recipe": m_recipe,
             "config": asdict(self.cfg),
             "optim": {"main": m_main, "aux": m_aux},
             "python_random": base64.b64encode(json.dumps(random.getstate(), default=list).encode()).decode(),
@@ -280,6 +288,7 @@ class Trainer:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         _optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
         _optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
+        self.recipe.load_state(tensors, state.get("recipe", {}))
         if self.world.main:
             self._set_rng_state(tensors)
         else:
@@ -302,7 +311,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self.cfg.lr_at(self.step)
         out = self.net(x, lmbda, autocast_dtype=PRECISIONS[self.cfg.precision])
-        losses = self.loss_fn(out, x, lmbda)
+        losses = self.recipe.codec_loss(out, x, lmbda)
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if self.cfg.clip_grad > 0:
@@ -313,14 +322,15 @@ class Trainer:
         self.aux_opt.zero_grad(set_to_none=True)
         aux.backward()
         self.aux_opt.step()
+        extra = self.recipe.after_step(out, x, lmbda)
         self.step += 1
         stats = distributed.mean_over_ranks(
             {"loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": float(losses["mse"]),
-             "aux": float(aux)}, self.world, self.device)
+             "aux": float(aux), **extra}, self.world, self.device)
         return {
             "loss": stats["loss"], "bpp": stats["bpp"], "mse": stats["mse"],
             "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)), "aux": stats["aux"],
-            "lr": self.opt.param_groups[0]["lr"],
+            "lr": self.opt.param_groups[0]["lr"], **{k: stats[k] for k in extra},
         }
 
     @torch.no_grad()

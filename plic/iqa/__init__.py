@@ -1,0 +1,1 @@
+"""Image-quality proxies: differentiable networks trained to mimic a metric (ProxIQA)."""
