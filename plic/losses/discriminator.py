@@ -1,0 +1,36 @@
+"""HiFiC's conditional discriminator (Mentzer et al. 2020), with or without spectral norm.
+
+The quantized latent is the condition: a 1x1 convolution to 12 channels and
+a LeakyReLU, nearest-neighbour upsampled by the codec's stride (16) to the
+image size and concatenated with the image; then four 4x4 convolutions of
+stride 2 (64, 128, 256, 512 channels, LeakyReLU 0.2) and a 1x1 convolution
+to one logit per position. PO-ELIC uses spectral normalisation on every
+convolution (``spectral_norm=True``); ST-LIC's BCE discriminator has none.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ConditionalDiscriminator(nn.Module):
+    def __init__(self, latent_channels: int, channels=(64, 128, 256, 512), condition_channels: int = 12,
+                 spectral_norm: bool = True, latent_stride: int = 16):
+        super().__init__()
+        sn = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+        self.latent_stride = latent_stride
+        self.condition = sn(nn.Conv2d(latent_channels, condition_channels, 1))
+        layers, c_in = [], 3 + condition_channels
+        for c in channels:
+            layers += [sn(nn.Conv2d(c_in, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c
+        layers.append(sn(nn.Conv2d(c_in, 1, 1)))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, y_hat: Tensor) -> Tensor:
+        """Logits (N x 1 x H/16 x W/16) for images ``x`` given their quantized latents ``y_hat``."""
+        c = F.leaky_relu(self.condition(y_hat.detach()), 0.2)
+        c = F.interpolate(c, size=x.shape[-2:], mode="nearest")
+        return self.body(torch.cat([x, c], dim=1))

@@ -1,0 +1,92 @@
+"""Loss library: pixel, adversarial, discriminator, rate target, patched style, Wasserstein."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from plic.losses.adversarial import ADVERSARIAL
+from plic.losses.discriminator import ConditionalDiscriminator
+from plic.losses.pixel import charbonnier, l1, l2
+from plic.losses.rate_target import rate_weight
+
+
+def test_charbonnier_is_a_smooth_l1():
+    x = torch.zeros(1, 3, 8, 8)
+    y = torch.full_like(x, 0.5).requires_grad_(True)
+    assert float(charbonnier(y, x)) == pytest.approx(float(l1(y, x)), rel=1e-6)
+    same = x.clone().requires_grad_(True)
+    loss = charbonnier(same, x)
+    loss.backward()
+    assert float(loss) == pytest.approx(1e-6) and torch.isfinite(same.grad).all()
+    assert float(l2(y, x)) == pytest.approx(0.25)
+
+
+def test_adversarial_losses_at_their_reference_points():
+    d_hinge, g_hinge = ADVERSARIAL["hinge"]
+    assert float(d_hinge(torch.full((4,), 2.0), torch.full((4,), -2.0))) == 0  # a confident, correct D
+    assert float(g_hinge(torch.full((4,), 3.0))) == -3
+    d_bce, g_bce = ADVERSARIAL["bce"]
+    zero = torch.zeros(4)
+    # the equilibrium ST-LIC plots: D cannot tell, each term is log 2
+    assert float(d_bce(zero, zero)) == pytest.approx(2 * math.log(2))
+    assert float(g_bce(zero)) == pytest.approx(math.log(2))
+    d_ls, g_ls = ADVERSARIAL["ls"]
+    assert float(d_ls(torch.ones(4), torch.zeros(4))) == 0 and float(g_ls(torch.ones(4))) == 0
+
+
+@pytest.mark.parametrize("sn", [True, False])
+def test_conditional_discriminator(sn):
+    d = ConditionalDiscriminator(latent_channels=24, spectral_norm=sn)
+    x = torch.rand(2, 3, 64, 96)
+    y_hat = torch.randn(2, 24, 4, 6, requires_grad=True)
+    logits = d(x, y_hat)
+    assert logits.shape == (2, 1, 4, 6)
+    logits.sum().backward()
+    assert y_hat.grad is None  # the condition does not train the codec through D
+    has_sn = any(hasattr(m, "weight_orig") for m in d.modules())
+    assert has_sn == sn
+
+
+def test_rate_target_multiplexer():
+    w = rate_weight(torch.tensor([0.10, 0.20, 0.15]), 0.15, lambda_above=8.0, lambda_below=0.5)
+    assert w.tolist() == [0.5, 8.0, 0.5]
+
+
+def _texture(seed, freq):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.linspace(0, freq * math.pi, 64)
+    stripes = 0.5 + 0.4 * torch.sin(t)[None, :].expand(64, 64)
+    return (stripes + 0.05 * torch.randn(64, 64, generator=g)).clamp(0, 1).expand(3, 64, 64)
+
+
+def test_patched_style_loss_sees_where_texture_is():
+    """Two textures swapped between the halves: a global Gram matrix barely notices, patches do."""
+    from plic.losses.style import PatchedStyleLoss, patch_gram
+
+    a = torch.cat([_texture(0, 8), _texture(1, 30)], dim=2)[None]
+    b = torch.cat([_texture(2, 30), _texture(3, 8)], dim=2)[None]
+    loss = PatchedStyleLoss(patch=16)
+    assert float(loss(a, a)) == 0
+    patched = float(loss(b, a))
+    feats_a, feats_b = loss.vgg(a), loss.vgg(b)
+    whole = sum(float((patch_gram(fa, 10**6) - patch_gram(fb, 10**6)).abs().mean())
+                for fa, fb in zip(feats_a, feats_b, strict=True)) / len(feats_a)
+    assert patched > 3 * whole
+
+
+def test_wasserstein_distortion_spans_fidelity_and_texture():
+    from plic.losses.wasserstein import WassersteinDistortion, wasserstein_map
+
+    x = torch.rand(1, 3, 32, 32)
+    y = torch.rand(1, 3, 32, 32)
+    # sigma 0 on the image plane is the squared difference
+    m = wasserstein_map(x, y, torch.zeros(1, 1, 32, 32), levels=5)
+    assert torch.allclose(m, ((x - y) ** 2).mean(1, keepdim=True))
+    wd = WassersteinDistortion(levels=5)
+    a, b = _texture(0, 8)[None], _texture(5, 8)[None]  # same texture, another noise draw
+    b = torch.roll(b, shifts=3, dims=-1)  # and shifted
+    assert float(wd(a, a, 0.0)) == 0
+    assert float(wd(b, a, 4.0)) < 0.5 * float(wd(b, a, 0.0))  # large pooling: only statistics must match
