@@ -20,8 +20,14 @@ def _device(name: str) -> str:
 @click.option("--model", "model_name", default="hyperprior", show_default=True, help="registered architecture")
 @click.option("--lambda", "lmbda", type=float, help="train a fixed-rate model at this lambda")
 @click.option("--lambda-range", nargs=2, type=float, help="train one variable-rate (QVRF) model over [MIN MAX]")
-@click.option("--recipe", type=click.Choice(["rd", "proxiqa"]), default="rd", show_default=True,
-              help="rd: rate-distortion; proxiqa: optimise for --metric through a learned proxy (ProxIQA)")
+@click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic"]), default="rd", show_default=True,
+              help="rd: rate-distortion; proxiqa: optimise for --metric through a learned proxy (ProxIQA); "
+                   "po-elic: perceptual finetuning under a rate target (PO-ELIC)")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), help="po-elic: rate target")
+@click.option("--recipe-arg", "recipe_kv", multiple=True, metavar="KEY=VALUE",
+              help="further recipe settings, e.g. l_adv=0.01 lambda_above=8 (repeatable)")
+@click.option("--analyze-gradients", type=click.IntRange(min=1), metavar="N",
+              help="print each loss term's share of the gradient norm on each module over N batches, then exit")
 @click.option("--metric", type=click.Choice(["mse", "ms-ssim", "vmaf", "ssim"]), default=None,
               help="rd: mse (default) or ms-ssim distortion; proxiqa: vmaf (default), ssim or ms-ssim")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -56,7 +62,8 @@ def _device(name: str) -> str:
               help="batches drawn ahead on a background thread [default: 2 on GPU, 0 on CPU]")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
-def command(model_name, lmbda, lambda_range, recipe, metric, alpha, proxy_lr, proxy_warmup, data, out, steps, batch_size, crop, lr,
+def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, analyze_gradients, metric, alpha,
+            proxy_lr, proxy_warmup, data, out, steps, batch_size, crop, lr,
             lr_milestones, lr_gamma, warmup_steps, clip_grad, n_channels, m_channels, init,
             eval_data, eval_every, eval_images, checkpoint_every, seed, device, precision,
             deterministic, prefetch, threads, no_progress):
@@ -77,16 +84,25 @@ def command(model_name, lmbda, lambda_range, recipe, metric, alpha, proxy_lr, pr
 
     if threads:
         torch.set_num_threads(threads)
+    if recipe == "po-elic" and lmbda is None and not lambda_range:
+        if not (init and target_bpp):
+            raise PlicError("--recipe po-elic needs --init and --target-bpp (or --lambda)")
+        lmbda = _lambda_for_rate(init, data, target_bpp, crop)
+        click.echo(f"lambda {lmbda:.5g}: the init model's rate point nearest {target_bpp:g} bpp", err=True)
     if (lmbda is None) == (not lambda_range):
         raise PlicError("give exactly one of --lambda or --lambda-range")
     lo, hi = (lmbda, lmbda) if lmbda is not None else sorted(lambda_range)
     if lo <= 0:
         raise PlicError("lambda must be positive")
     recipe_args = {}
-    if recipe == "rd":
+    if recipe == "po-elic":
+        recipe_args = {"target_bpp": target_bpp or 0.15}
+    if recipe == "rd" or recipe == "po-elic":
         metric = metric or "mse"
         if metric not in ("mse", "ms-ssim"):
             raise PlicError(f"--metric {metric} is not a training distortion; use --recipe proxiqa --metric {metric}")
+        if metric != "mse" and recipe == "po-elic":
+            raise PlicError("--recipe po-elic has its own distortion; drop --metric")
         if metric == "ms-ssim" and crop < 256:
             raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")
     else:
@@ -97,6 +113,14 @@ def command(model_name, lmbda, lambda_range, recipe, metric, alpha, proxy_lr, pr
             raise PlicError("MS-SSIM targets need --crop 192 or larger")
         recipe_args = {"metric": target, "alpha": alpha, "proxy_lr": proxy_lr, "proxy_warmup": proxy_warmup}
         metric = "mse"  # the pixel part of the ProxIQA loss
+    for kv in recipe_kv:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise PlicError(f"--recipe-arg takes KEY=VALUE, not {kv!r}")
+        try:
+            recipe_args[key.strip()] = float(value)
+        except ValueError:
+            recipe_args[key.strip()] = value.strip()
     try:
         milestones = [float(v) for v in lr_milestones.split(",") if v.strip()]
     except ValueError:
@@ -124,9 +148,43 @@ def command(model_name, lmbda, lambda_range, recipe, metric, alpha, proxy_lr, pr
         trainer = Trainer(cfg, out, device=_device(device), log=lambda m: click.echo(m, err=True))
         trainer.log(f"{len(trainer.data)} training images ({trainer.data.skipped} skipped); "
                     f"lambda in [{lo:g}, {hi:g}]")
+        if analyze_gradients:
+            from plic.train import gradients
+
+            norms = gradients.analyze(trainer, analyze_gradients)
+            click.echo(gradients.report(norms, getattr(trainer.recipe, "weights", {})))
+            return
         trainer.run(progress=not no_progress)
     finally:
         distributed.shutdown()
+
+
+def _lambda_for_rate(init: str, data, target_bpp: float, crop: int) -> float:
+    """The init model's lambda whose estimated rate on 16 training crops is ``target_bpp`` (bisection)."""
+    import math
+
+    import torch
+
+    from plic import zoo
+    from plic.train.data import RandomCrops
+    from plic.train.loss import bpp_per_item
+
+    model = zoo.load_weights(init)
+    x = RandomCrops(list(data), crop=crop, max_images=64).sample(16, torch.Generator().manual_seed(0))
+    lo, hi = math.log(model.lambda_min), math.log(model.lambda_max)
+
+    def rate(log_lam):
+        with torch.no_grad():
+            out = model(x, math.exp(log_lam))
+        return float(bpp_per_item(out["likelihoods"], x.shape[-2] * x.shape[-1]).mean())
+
+    if not rate(lo) <= target_bpp <= rate(hi):
+        raise PlicError(f"{target_bpp:g} bpp is outside the init model's range on these crops "
+                        f"({rate(lo):.3f} .. {rate(hi):.3f} bpp)")
+    for _ in range(20):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if rate(mid) < target_bpp else (lo, mid)
+    return math.exp((lo + hi) / 2)
 
 
 __all__ = ["command", "COMPRESSAI_MSE_LAMBDAS"]

@@ -123,7 +123,8 @@ class VariableRateCodec(CompressionModel):
             out = self.latent_codec(y / a)
         with _autocast(x.device, autocast_dtype):
             x_hat = self.g_s(out["y_hat"] * a)
-        return {"x_hat": x_hat.float(), "likelihoods": out["likelihoods"], "y": y}
+        # y_hat: the quantized latent as the synthesis sees it (a GAN discriminator's condition)
+        return {"x_hat": x_hat.float(), "likelihoods": out["likelihoods"], "y": y, "y_hat": out["y_hat"] * a}
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):

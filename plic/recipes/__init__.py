@@ -18,9 +18,11 @@ RECIPES: Dict[str, Type[Recipe]] = {"rd": RateDistortion}
 
 
 def _register_builtin() -> None:
+    from plic.recipes.po_elic import POELIC
     from plic.recipes.proxiqa import ProxIQA
 
     RECIPES["proxiqa"] = ProxIQA
+    RECIPES["po-elic"] = POELIC
 
 
 def build_recipe(name: str, **args) -> Recipe:

@@ -326,11 +326,13 @@ class Trainer:
         self.step += 1
         stats = distributed.mean_over_ranks(
             {"loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": float(losses["mse"]),
-             "aux": float(aux), **extra}, self.world, self.device)
+             "aux": float(aux), **extra,
+             **{f"term_{k}": float(v) for k, v in losses.get("terms", {}).items()}}, self.world, self.device)
         return {
             "loss": stats["loss"], "bpp": stats["bpp"], "mse": stats["mse"],
             "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)), "aux": stats["aux"],
-            "lr": self.opt.param_groups[0]["lr"], **{k: stats[k] for k in extra},
+            "lr": self.opt.param_groups[0]["lr"],
+            **{k: v for k, v in stats.items() if k in extra or k.startswith("term_")},
         }
 
     @torch.no_grad()
