@@ -150,7 +150,7 @@ def _torchrun(image_folder, out, steps):
            "--N", "16", "--M", "24", "--eval-every", "0", "--checkpoint-every", "2", "--threads", "1",
            "--no-progress"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.returncode == 0, p.stderr[-8000:]
     return p.stderr
 
 

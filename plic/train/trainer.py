@@ -440,3 +440,4 @@ class Trainer:
                              metadata={"plic_training": json.dumps(training)})
             self.log(f"wrote {self.out / 'model.safetensors'}" +
                      (f" ({self.world.size} replicas in agreement)" if self.world.distributed else ""))
+        distributed.barrier(self.world)  # leave together: a rank tearing down gloo early can abort the others
