@@ -112,6 +112,8 @@ class Codec:
         # the transforms in the working precision (the model itself stays float32)
         self.g_a = copy.deepcopy(model.g_a).to(device, self.dtype).eval() if exact else model.g_a
         self.g_s = copy.deepcopy(model.g_s).to(device, self.dtype).eval() if exact else model.g_s
+        refiner = getattr(model, "refiner", None)
+        self.refiner = (copy.deepcopy(refiner).to(device, self.dtype).eval() if exact else refiner) if refiner else None
         # The entropy-parameter path, float64 on the CPU (see module doc).
         self.entropy = copy.deepcopy(model.latent_codec).cpu().double().eval()
         self.name = model.registry_name
@@ -179,6 +181,8 @@ class Codec:
             out = self.entropy.compress(y)
         payloads = [list(s) for s in out["strings"]]
         flags = bitstream.FLAG_VARIABLE_RATE if self.model.variable_rate else 0
+        if self.refiner is not None:
+            flags |= bitstream.FLAG_REFINER
         extensions = {}
         if img.alpha is not None:
             flags |= bitstream.FLAG_ALPHA
@@ -300,7 +304,12 @@ class Codec:
             raise BitstreamError(f"corrupt payload ({type(exc).__name__})") from None
         y_hat = (out["y_hat"] * self._step(hd.lmbda)).to(self.device, self.dtype)
         x_hat = _tiled(self.g_s, y_hat, 16, TILE // 16, MARGIN // 16)
-        x_hat = torch.nan_to_num(x_hat[:, :, : hd.height, : hd.width], nan=0.0, posinf=1.0, neginf=0.0)
+        x_hat = x_hat[:, :, : hd.height, : hd.width]
+        if hd.flags & bitstream.FLAG_REFINER:
+            if self.refiner is None:
+                raise BitstreamError("file asks for a refiner these weights do not have")
+            x_hat = _tiled(self.refiner, x_hat.clamp(0, 1), 1, TILE, MARGIN)
+        x_hat = torch.nan_to_num(x_hat, nan=0.0, posinf=1.0, neginf=0.0)
         return x_hat.clamp(0, 1).float()
 
     def _padded_payloads(self, f: PlicFile):

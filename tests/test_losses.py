@@ -160,3 +160,60 @@ def test_unet_refiner_starts_as_identity_and_learns():
         loss.backward()
         opt.step()
     assert float(loss) < 0.3 * first
+
+
+def test_st_lic_recipe_trains_codec_and_refiner_and_resumes(po_setup, tmp_path):
+    import csv
+
+    from plic import zoo
+    from plic.train.trainer import TrainConfig, Trainer
+
+    folder, init = po_setup
+
+    def cfg(steps):
+        return TrainConfig(model="hyperprior", lambda_min=0.002, lambda_max=0.05, data=[str(folder)], steps=steps,
+                           batch_size=2, crop=64, checkpoint_every=2, eval_every=0, init=str(init),
+                           recipe="st-lic", recipe_args={"refiner": 8})
+
+    Trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
+    Trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    Trainer(cfg(4), tmp_path / "b", log=lambda m: None).run(progress=False)
+    ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
+    rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
+    assert {"d_loss", "g_loss", "term_lpips", "term_wasserstein", "term_adversarial"} <= set(ra[0])
+    assert [r["g_loss"] for r in ra] == [r["g_loss"] for r in rb]
+    model = zoo.load_weights(tmp_path / "a" / "model.safetensors")
+    assert model.refiner is not None and model.config()["refiner"] == 8
+    wb = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
+    assert all(torch.equal(v, wb[k]) for k, v in model.state_dict().items())
+
+
+def test_refiner_runs_after_decoding_only_when_the_file_says_so(tmp_path, sample_image):
+    from plic import bitstream, zoo
+    from plic.codec import Codec
+    from plic.errors import BitstreamError
+    from plic.image_io import read_image
+    from plic.models import MeanScaleHyperprior
+
+    torch.manual_seed(0)
+    model = MeanScaleHyperprior(N=16, M=24, lambda_min=0.002, lambda_max=0.05, refiner=8)
+    torch.nn.init.normal_(model.refiner.out.weight, std=0.05)  # a refiner that does something
+    path = tmp_path / "r.safetensors"
+    zoo.save_weights(model, path)
+    codec = Codec(zoo.load_weights(path))
+    img = read_image(sample_image)
+    f = bitstream.parse(codec.encode(img, quality=3).data)
+    assert f.header.flags & bitstream.FLAG_REFINER
+    refined = codec.decode_file(f)
+    f.header.flags &= ~bitstream.FLAG_REFINER
+    plain = codec.decode_file(f)
+    assert not torch.equal(refined, plain)
+    # a model without a refiner refuses a file that asks for one
+    plain_model = MeanScaleHyperprior(N=16, M=24, lambda_min=0.002, lambda_max=0.05)
+    other = Codec(zoo.load_weights(path))
+    other.refiner = None
+    other.model.fingerprint = codec.model.fingerprint
+    f.header.flags |= bitstream.FLAG_REFINER
+    with pytest.raises(BitstreamError, match="refiner"):
+        other.decode_file(f)
+    assert plain_model.config().get("refiner") is None

@@ -24,6 +24,9 @@ class PlicGroup(click.Group):
         except PlicError as exc:
             click.echo(f"plic: {exc}", err=True)
             sys.exit(1)
+        except BrokenPipeError:  # `plic info f.plic | head`: the reader left, nothing to report
+            sys.stderr.close()
+            sys.exit(0)
         except KeyboardInterrupt:
             click.echo("plic: interrupted", err=True)
             sys.exit(130)

@@ -20,9 +20,10 @@ def _device(name: str) -> str:
 @click.option("--model", "model_name", default="hyperprior", show_default=True, help="registered architecture")
 @click.option("--lambda", "lmbda", type=float, help="train a fixed-rate model at this lambda")
 @click.option("--lambda-range", nargs=2, type=float, help="train one variable-rate (QVRF) model over [MIN MAX]")
-@click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic"]), default="rd", show_default=True,
+@click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic", "st-lic"]), default="rd", show_default=True,
               help="rd: rate-distortion; proxiqa: optimise for --metric through a learned proxy (ProxIQA); "
-                   "po-elic: perceptual finetuning under a rate target (PO-ELIC)")
+                   "po-elic: perceptual finetuning under a rate target (PO-ELIC); st-lic: refiner and "
+                   "semi-decoupled perceptual objective, variable rate (ST-LIC)")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), help="po-elic: rate target")
 @click.option("--recipe-arg", "recipe_kv", multiple=True, metavar="KEY=VALUE",
               help="further recipe settings, e.g. l_adv=0.01 lambda_above=8 (repeatable)")
@@ -97,12 +98,12 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
     recipe_args = {}
     if recipe == "po-elic":
         recipe_args = {"target_bpp": target_bpp or 0.15}
-    if recipe == "rd" or recipe == "po-elic":
+    if recipe in ("rd", "po-elic", "st-lic"):
         metric = metric or "mse"
         if metric not in ("mse", "ms-ssim"):
             raise PlicError(f"--metric {metric} is not a training distortion; use --recipe proxiqa --metric {metric}")
-        if metric != "mse" and recipe == "po-elic":
-            raise PlicError("--recipe po-elic has its own distortion; drop --metric")
+        if metric != "mse" and recipe != "rd":
+            raise PlicError(f"--recipe {recipe} has its own distortion; drop --metric")
         if metric == "ms-ssim" and crop < 256:
             raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")
     else:

@@ -56,9 +56,24 @@ class VariableRateCodec(CompressionModel):
         self.lambda_min = float(lambda_min)
         self.lambda_max = float(lambda_max)
         self.lambda_ref = float(lambda_max if lambda_ref is None else lambda_ref)
+        self.refiner = None
 
-    def rate_config(self) -> Dict[str, float]:
-        return {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max, "lambda_ref": self.lambda_ref}
+    def add_refiner(self, channels: int | None) -> None:
+        """Give the model ST-LIC's post-decoder refiner (``channels`` wide; None: none)."""
+        if channels:
+            from plic.models.refiner import UNetRefiner
+
+            self.refiner = UNetRefiner(int(channels))
+
+    def rate_config(self) -> Dict[str, Any]:
+        cfg: Dict[str, Any] = {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max, "lambda_ref": self.lambda_ref}
+        if self.refiner is not None:
+            cfg["refiner"] = self.refiner_channels
+        return cfg
+
+    @property
+    def refiner_channels(self) -> int | None:
+        return None if self.refiner is None else self.refiner.inc[0].out_channels
 
     # ----------------------------------------------------------------- rate
     @property
@@ -124,7 +139,11 @@ class VariableRateCodec(CompressionModel):
         with _autocast(x.device, autocast_dtype):
             x_hat = self.g_s(out["y_hat"] * a)
         # y_hat: the quantized latent as the synthesis sees it (a GAN discriminator's condition)
-        return {"x_hat": x_hat.float(), "likelihoods": out["likelihoods"], "y": y, "y_hat": out["y_hat"] * a}
+        result = {"x_hat": x_hat.float(), "likelihoods": out["likelihoods"], "y": y, "y_hat": out["y_hat"] * a}
+        if self.refiner is not None:
+            with _autocast(x.device, autocast_dtype):
+                result["x_ref"] = self.refiner(result["x_hat"]).float()
+        return result
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):

@@ -40,6 +40,7 @@ class MeanScaleHyperprior(VariableRateCodec):
         lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
         lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6],
         lambda_ref: float | None = None,
+        refiner: int | None = None,
     ):
         super().__init__(lambda_min, lambda_max, lambda_ref)
         self.N, self.M = int(N), int(M)
@@ -73,6 +74,7 @@ class MeanScaleHyperprior(VariableRateCodec):
                 ),
             }
         )
+        self.add_refiner(refiner)
 
     def config(self) -> Dict[str, Any]:
         return {"N": self.N, "M": self.M, **self.rate_config()}

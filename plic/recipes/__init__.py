@@ -20,8 +20,10 @@ RECIPES: Dict[str, Type[Recipe]] = {"rd": RateDistortion}
 def _register_builtin() -> None:
     from plic.recipes.po_elic import POELIC
     from plic.recipes.proxiqa import ProxIQA
+    from plic.recipes.st_lic import STLIC
 
     RECIPES["proxiqa"] = ProxIQA
+    RECIPES["st-lic"] = STLIC
     RECIPES["po-elic"] = POELIC
 
 

@@ -22,6 +22,10 @@ class Recipe:
 
     name = "?"
 
+    def model_args(self) -> Dict[str, Any]:
+        """Constructor arguments the recipe needs in the model (e.g. a refiner)."""
+        return {}
+
     def setup(self, trainer) -> None:
         self.trainer = trainer
 

@@ -150,6 +150,12 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
+        from plic.recipes import build_recipe
+
+        if cfg.recipe != "rd" and self.world.distributed:
+            raise PlicError(f"the {cfg.recipe} recipe trains in one process (no torchrun)")
+        self.recipe = build_recipe(cfg.recipe, **(cfg.recipe_args if cfg.recipe != "rd" else {"metric": cfg.metric}))
+        cfg.model_args.update(self.recipe.model_args())
         if cfg.init:
             self._inherit_architecture(cfg.init)
         args = dict(cfg.model_args, lambda_min=cfg.lambda_min, lambda_max=cfg.lambda_max)
@@ -160,11 +166,6 @@ class Trainer:
         aux = [p for n, p in self.model.named_parameters() if n.endswith("quantiles")]
         self.opt = torch.optim.Adam(main, lr=cfg.lr)
         self.aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr)
-        from plic.recipes import build_recipe
-
-        if cfg.recipe != "rd" and self.world.distributed:
-            raise PlicError(f"the {cfg.recipe} recipe trains in one process (no torchrun)")
-        self.recipe = build_recipe(cfg.recipe, **(cfg.recipe_args if cfg.recipe != "rd" else {"metric": cfg.metric}))
         self.net = distributed.wrap(self.model, self.world, self.device)
         # rank 0 keeps the plain seed, so a one-process run is unchanged
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.world.rank)

@@ -1,0 +1,107 @@
+"""ST-LIC: a refiner after the decoder and a semi-decoupled perceptual objective.
+
+The codec (variable rate, QVRF) keeps learning from distortion alone, on the
+main decoder's output ``x_hat``: ``lambda * (255^2 * MSE + w_l1 * 255 * L1) + R``.
+A UNet refiner turns ``x_hat`` into ``x_ref``; the perceptual terms on
+``x_ref`` -- LPIPS-VGG, Wasserstein distortion, non-saturating BCE adversarial
+(discriminator without spectral norm, conditioned on the latent) -- train
+the refiner fully but reach the codec only through ``codec_share`` (a
+gradient scale on ``x_hat`` at the refiner's input; the forward value is
+unchanged). Coefficients are meant to come from ``--analyze-gradients``.
+The discriminator steps alternate with the codec's; ``d_loss`` and ``g_loss``
+are logged, and at the equilibrium both BCE terms approach log 2 = 0.693.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch
+
+from plic.losses.adversarial import ADVERSARIAL
+from plic.losses.discriminator import ConditionalDiscriminator
+from plic.losses.wasserstein import WassersteinDistortion
+from plic.recipes.base import Recipe, optimizer_state
+from plic.train.loss import bpp_per_item
+
+
+def scale_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` forward; its gradient multiplied by ``factor`` backward."""
+    return x.detach() + factor * (x - x.detach())
+
+
+class STLIC(Recipe):
+    name = "st-lic"
+
+    def __init__(self, refiner: int = 32, w_l1: float = 0.0, c_lpips: float = 1.0, c_wd: float = 0.1,
+                 c_adv: float = 0.01, codec_share: float = 0.05, wd_log2_sigma: float = 2.0, d_lr: float = 1e-4):
+        self.refiner_channels = int(refiner)
+        self.w_l1 = float(w_l1)
+        self.weights = {"lpips": float(c_lpips), "wasserstein": float(c_wd), "adversarial": float(c_adv)}
+        self.codec_share = float(codec_share)
+        self.wd_log2_sigma = float(wd_log2_sigma)
+        self.d_lr = float(d_lr)
+        self.d_loss, self.g_loss = ADVERSARIAL["bce"]
+
+    def model_args(self) -> Dict[str, Any]:
+        return {"refiner": self.refiner_channels}
+
+    def setup(self, trainer) -> None:
+        from plic.metrics.lpips import lpips_network
+
+        super().setup(trainer)
+        device = trainer.device
+        with torch.random.fork_rng(devices=[]):  # keep the run's random stream independent of caches
+            self.lpips = lpips_network("vgg16", str(device))
+            self.wd = WassersteinDistortion().to(device)
+        self.disc = ConditionalDiscriminator(trainer.model.M, spectral_norm=False).to(device)
+        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=self.d_lr, betas=(0.5, 0.999))
+
+    def codec_loss(self, out, x, lmbda) -> Dict[str, torch.Tensor]:
+        n, _, h, w = x.shape
+        model = self.trainer.model
+        x_hat = out["x_hat"]
+        bpp = bpp_per_item(out["likelihoods"], h * w)
+        mse = ((x_hat - x) ** 2).flatten(1).mean(1)
+        l1 = (x_hat - x).abs().flatten(1).mean(1)
+        lmbda = lmbda.to(x).reshape(-1)
+        distortion = (lmbda * (255**2 * mse + self.w_l1 * 255 * l1)).mean()
+        x_ref = model.refiner(scale_gradient(x_hat, self.codec_share))
+        out["x_ref"] = x_ref
+        for p in self.disc.parameters():
+            p.requires_grad_(False)
+        fake = self.disc(x_ref, out["y_hat"])
+        for p in self.disc.parameters():
+            p.requires_grad_(True)
+        raw = {
+            "lpips": self.lpips(x_ref.clamp(0, 1) * 2 - 1, x * 2 - 1).mean(),
+            "wasserstein": self.wd(x_ref, x, self.wd_log2_sigma),
+            "adversarial": self.g_loss(fake),
+        }
+        terms = {k: self.weights[k] * v for k, v in raw.items()}
+        loss = bpp.mean() + distortion + sum(terms.values())
+        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(),
+                "terms": {"rate": bpp.mean(), "distortion": distortion, **terms}}
+
+    def after_step(self, out, x, lmbda) -> Dict[str, float]:
+        y_hat = out["y_hat"].detach()
+        real = self.disc(x, y_hat)
+        fake = self.disc(out["x_ref"].detach().clamp(0, 1), y_hat)
+        loss = self.d_loss(real, fake)
+        self.d_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_opt.step()
+        with torch.no_grad():
+            g = self.g_loss(fake)
+        return {"d_loss": float(loss) / 2, "g_loss": float(g)}  # per BCE term: both -> 0.693 at equilibrium
+
+    def state(self):
+        tensors = {f"disc.{k}": v for k, v in self.disc.state_dict().items()}
+        t_opt, m_opt = optimizer_state(self.d_opt, "disc_opt")
+        return {**tensors, **t_opt}, {"optim": m_opt}
+
+    def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
+        from plic.train.trainer import _optimizer_from_tensors
+
+        self.disc.load_state_dict({k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")})
+        _optimizer_from_tensors(self.d_opt, "disc_opt", tensors, meta["optim"])
