@@ -32,6 +32,10 @@ def main(run: str, out: str) -> None:
                           "init": c.get("init"), "batch_size": c["batch_size"], "crop": c["crop"]})
         parent = Path(c["init"]).parent / "state.json" if c.get("init") else None
         if parent is None or not parent.is_file():
+            if c.get("init") and Path(c["init"]).is_file():
+                # a weight file, not a run: its own metadata holds its stages
+                earlier = json.loads(zoo.read_metadata(c["init"]).get("plic_training", "{}"))
+                stages[:0] = earlier.get("stages", [])
             break
         chain = json.loads(parent.read_text())
     record = {

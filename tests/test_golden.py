@@ -19,22 +19,31 @@ from plic.image_io import quantize_rgb, read_image
 GOLDEN = json.loads((Path(__file__).parent / "golden.json").read_text())
 
 
+CASES = [(name, q) for name, g in sorted(GOLDEN["models"].items()) for q in sorted(g["points"])]
+
+
 @pytest.fixture(scope="module")
 def shipped():
     return Codec(zoo.load_model(zoo.DEFAULT_MODEL))
 
 
-def test_shipped_weights_are_the_golden_ones(shipped):
-    assert shipped.model.fingerprint.hex() == GOLDEN["fingerprint"]
+def test_every_shipped_model_has_golden_values():
+    assert sorted(GOLDEN["models"]) == sorted(zoo.PRETRAINED) and GOLDEN["default"] == zoo.DEFAULT_MODEL
 
 
-@pytest.mark.parametrize("quality", sorted(GOLDEN["points"]))
-def test_bitstream_and_pixels_match_golden(shipped, sample_image, quality):
-    g = GOLDEN["points"][quality]
+@pytest.mark.parametrize("name", sorted(GOLDEN["models"]))
+def test_shipped_weights_are_the_golden_ones(name):
+    assert zoo.load_model(name).fingerprint.hex() == GOLDEN["models"][name]["fingerprint"]
+
+
+@pytest.mark.parametrize("name,quality", CASES)
+def test_bitstream_and_pixels_match_golden(sample_image, name, quality):
+    codec = Codec(zoo.load_model(name))
+    g = GOLDEN["models"][name]["points"][quality]
     img = read_image(sample_image)
-    data = shipped.encode(img, quality=float(quality)).data
+    data = codec.encode(img, quality=float(quality)).data
     assert hashlib.sha256(data).hexdigest() == g["bitstream_sha256"]
-    pil, _ = shipped.decode(data)
+    pil, _ = codec.decode(data)
     assert hashlib.sha256(np.asarray(pil).tobytes()).hexdigest() == g["pixels_sha256"]
 
 
