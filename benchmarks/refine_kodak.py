@@ -72,6 +72,7 @@ def main() -> None:  # noqa: C901
     ap.add_argument("--targets", default="0.15,0.3")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="methods,rd,targets")
+    ap.add_argument("--plans", default="sga+/mse,snic/mse,snic/ms-ssim", help="rd experiment: plan/distortion list")
     args = ap.parse_args()
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -109,8 +110,9 @@ def main() -> None:  # noqa: C901
             for lam in lambdas:
                 rows.append({"image": name, "lambda": lam, "plan": "none",
                              **scores(codec, img, codec.encode(img, lmbda=lam).data, lam)})
-                for plan, steps, metric in (("sga+", args.steps, "mse"), ("snic", args.snic_steps, "mse"),
-                                            ("snic", args.snic_steps, "ms-ssim"), ("sga+", args.steps, "ms-ssim")):
+                for spec in args.plans.split(","):
+                    plan, metric = spec.split("/")
+                    steps = args.snic_steps if plan.startswith("snic") else args.steps
                     t0 = time.perf_counter()
                     out = refine_encode(codec, img, lam, plan, Objective(lam, distortion=metric), Settings(steps=steps))
                     rows.append({"image": name, "lambda": lam, "plan": f"{plan}/{metric}", "steps": steps,
