@@ -18,6 +18,28 @@ from plic.errors import PlicError
 
 
 class PlicGroup(click.Group):
+    def main(self, *args, **kwargs):
+        """Usage errors as one line too (click would print the usage block first)."""
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `plic`: the help is the answer
+                click.echo(exc.format_message())
+                sys.exit(0)
+            hint = f" (plic {exc.ctx.info_name} -h for help)" if exc.ctx and exc.ctx.parent else " (plic -h for help)"
+            click.echo(f"plic: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("plic: aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            click.echo(f"plic: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
