@@ -204,3 +204,16 @@ def test_prefetching_draws_the_same_batches_and_resumes_exactly(image_folder, tm
     xb, lb = resumed.next_batch()
     assert torch.equal(xa, xb) and torch.equal(la, lb)
     resumed.close()
+
+
+def test_a_run_written_before_newer_settings_existed_still_resumes(image_folder, tmp_path):
+    import json
+
+    Trainer(_cfg(image_folder, 2), tmp_path / "old", log=lambda m: None).run(progress=False)
+    state_path = tmp_path / "old" / "state.json"
+    state = json.loads(state_path.read_text())
+    for key in ("recipe", "recipe_args", "precision", "prefetch", "deterministic"):
+        state["config"].pop(key)  # as written by an earlier plic
+    state_path.write_text(json.dumps(state))
+    t = Trainer(_cfg(image_folder, 3), tmp_path / "old", log=lambda m: None)
+    assert t.try_resume() and t.step == 2

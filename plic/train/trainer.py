@@ -271,8 +271,10 @@ class Trainer:
             return False
         state = json.loads(state_path.read_text())
         old = state["config"]
+        defaults = asdict(TrainConfig())
         for key in TrainConfig.IMMUTABLE:
-            if old.get(key) != asdict(self.cfg).get(key):
+            # a field added after the run was written takes its default value
+            if old.get(key, defaults.get(key)) != asdict(self.cfg).get(key):
                 raise PlicError(
                     f"{self.out} holds a run with {key}={old.get(key)!r}; this command asks for "
                     f"{asdict(self.cfg).get(key)!r} (use another --out)"
