@@ -29,6 +29,7 @@ from plic.registry import MODELS, build_model
 #: name -> file inside ``plic/weights`` of the default weights of that name.
 PRETRAINED: Dict[str, str] = {
     "hyperprior": "hyperprior-mse-vr.safetensors",
+    "elic": "elic-mse-vr.safetensors",
 }
 DEFAULT_MODEL = "hyperprior"
 

@@ -57,7 +57,7 @@ def test_shipped_model_rate_and_quality_rise_together(shipped, sample_image):
     bpps, psnrs = zip(*points, strict=True)
     # strictly rising: every quality step buys bits and dB
     assert all(a < b for a, b in zip(bpps, bpps[1:])) and all(a < b for a, b in zip(psnrs, psnrs[1:]))
-    assert psnrs[0] > 24  # a trained codec, not noise
+    assert psnrs[0] > 21 and psnrs[-1] > 34  # a trained codec, not noise (0.04 .. 1.4 bpp here)
 
 
 def test_cli_defaults_to_the_shipped_model(sample_image, tmp_path):
