@@ -167,3 +167,25 @@ def test_points_of_other_weights_are_coded_again(images, tmp_path, tiny_model_pa
     assert "(2 computed, 0 cached)" in invoke(*args).output
     second = json.loads(point.read_text())
     assert second["version"] != first["version"]
+
+
+def test_points_without_a_version_take_the_manifests_before_it_is_rewritten(images, tmp_path):
+    """Folders written before points recorded versions: stamped once, from the manifest of their run."""
+    out = tmp_path / "res"
+    args = ("eval", "--data", images, "--codecs", "jpeg", "--metrics", "psnr", "--out", out,
+            "--points", "2", "--quiet", "--limit", "1")
+    invoke(*args)
+    for p in (out / "points").rglob("*.json"):
+        point = json.loads(p.read_text())
+        del point["version"]  # as an older plic wrote it
+        p.write_text(json.dumps(point))
+    assert "(0 computed, 2 cached)" in invoke(*args).output  # same encoder: kept
+    assert all("version" in json.loads(p.read_text()) for p in (out / "points").rglob("*.json"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    for p in (out / "points").rglob("*.json"):
+        point = json.loads(p.read_text())
+        del point["version"]
+        p.write_text(json.dumps(point))
+    manifest["codecs"]["jpeg"]["version"] = "an older encoder"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert "(2 computed, 0 cached)" in invoke(*args).output  # made by another version: coded again

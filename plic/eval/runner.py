@@ -13,7 +13,8 @@ computes the missing ones, decoding the kept file again. Each point records
 the codec's version (encoder library, or a plic model's weight fingerprint);
 a point made by another version is coded again, so new weights or a new
 encoder never hide behind old results. (Points written before versions were
-recorded take the version the folder's manifest held for their codec.) ``setting`` is the
+recorded are stamped once with the version the folder's manifest held for
+their codec, before a run rewrites the manifest.) ``setting`` is the
 codec's knob value (``q3``, ``d1.8``...) or ``bpp0.15`` for a point reached by
 bisection to a target bpp.
 """
@@ -103,12 +104,25 @@ class Benchmark:
             else:
                 self.codec_objs.append(codec)
         self.versions = {c.name: c.version() for c in self.codec_objs}
+
+    def _stamp_legacy_points(self) -> None:
+        """Give points written before versions were recorded the version the manifest held.
+
+        Done once, before this run rewrites the manifest with today's versions:
+        afterwards every point carries its own version.
+        """
         manifest = self.out / "manifest.json"
-        old = json.loads(manifest.read_text()).get("codecs", {}) if manifest.is_file() else {}
-        self._manifest_versions = {name: c.get("version") for name, c in old.items()}
+        if not manifest.is_file() or not (self.out / "points").is_dir():
+            return
+        known = {name: c.get("version") for name, c in json.loads(manifest.read_text()).get("codecs", {}).items()}
+        for path in (self.out / "points").rglob("*.json"):
+            point = json.loads(path.read_text())
+            if "version" not in point:
+                point["version"] = known.get(point.get("codec"))
+                atomic_write_bytes(path, (json.dumps(point, indent=1) + "\n").encode())
 
     def point_version(self, point: dict) -> Optional[str]:
-        return point.get("version", self._manifest_versions.get(point["codec"]))
+        return point.get("version")
 
     def _current(self, point: Optional[dict], t: Task) -> bool:
         return point is not None and self.point_version(point) == self.versions[t.codec.name]
@@ -160,6 +174,7 @@ class Benchmark:
     def run(self, progress: Optional[Callable[[Task], None]] = None) -> int:
         """Code and score every task not yet done; returns how many were (re)computed."""
         self.out.mkdir(parents=True, exist_ok=True)
+        self._stamp_legacy_points()
         self._write_manifest()
         done = 0
         ref_cache: Dict[Path, np.ndarray] = {}
