@@ -18,12 +18,11 @@ from typing import Any, Dict
 
 import torch
 
-from plic.losses.adversarial import ADVERSARIAL
-from plic.losses.discriminator import ConditionalDiscriminator
 from plic.losses.pixel import charbonnier
 from plic.losses.rate_target import rate_weight
 from plic.losses.style import PatchedStyleLoss
-from plic.recipes.base import Recipe, optimizer_state
+from plic.recipes.adversary import Adversary
+from plic.recipes.base import Recipe
 from plic.train.loss import bpp_per_item
 
 
@@ -37,7 +36,6 @@ class POELIC(Recipe):
         self.lambda_above, self.lambda_below = float(lambda_above), float(lambda_below)
         self.weights = {"lpips": l_lpips, "charbonnier": l_charb, "adversarial": l_adv, "style": l_style}
         self.d_lr = float(d_lr)
-        self.d_loss, self.g_loss = ADVERSARIAL["hinge"]
 
     def setup(self, trainer) -> None:
         from plic.metrics.lpips import lpips_network
@@ -50,21 +48,15 @@ class POELIC(Recipe):
         with torch.random.fork_rng(devices=[]):
             self.lpips = lpips_network("vgg16", str(device))
             self.style = PatchedStyleLoss().to(device)
-        self.disc = ConditionalDiscriminator(trainer.model.M, spectral_norm=True).to(device)
-        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=self.d_lr, betas=(0.5, 0.999))
+        self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr)
 
     def terms(self, out, x) -> Dict[str, torch.Tensor]:
         """The weighted distortion terms, by name (also what --analyze-gradients splits)."""
         x_hat = out["x_hat"]
-        for p in self.disc.parameters():
-            p.requires_grad_(False)
-        fake = self.disc(x_hat, out["y_hat"])
-        for p in self.disc.parameters():
-            p.requires_grad_(True)
         raw = {
             "lpips": self.lpips(x_hat.clamp(0, 1) * 2 - 1, x * 2 - 1).mean(),
             "charbonnier": charbonnier(x_hat, x),
-            "adversarial": self.g_loss(fake),
+            "adversarial": self.adversary.generator_loss(x_hat, out["y_hat"]),
             "style": self.style(x_hat, x),
         }
         return {k: self.weights[k] * v for k, v in raw.items()}
@@ -79,24 +71,12 @@ class POELIC(Recipe):
         return {"loss": loss, "bpp": bpp.mean(), "mse": mse, "terms": {"rate": rate, **terms}}
 
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
-        y_hat = out["y_hat"].detach()
-        real = self.disc(x, y_hat)
-        fake = self.disc(out["x_hat"].detach().clamp(0, 1), y_hat)
-        loss = self.d_loss(real, fake)
-        self.d_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.d_opt.step()
-        with torch.no_grad():
-            g = self.g_loss(fake)
+        loss, real, fake = self.adversary.step(x, out["x_hat"], out["y_hat"])
+        g = self.adversary.g_loss(fake)
         return {"d_loss": float(loss), "g_loss": float(g), "d_real": float(real.mean()), "d_fake": float(fake.mean())}
 
     def state(self):
-        tensors = {f"disc.{k}": v for k, v in self.disc.state_dict().items()}
-        t_opt, m_opt = optimizer_state(self.d_opt, "disc_opt")
-        return {**tensors, **t_opt}, {"optim": m_opt}
+        return self.adversary.state()
 
     def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
-        from plic.train.trainer import _optimizer_from_tensors
-
-        self.disc.load_state_dict({k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")})
-        _optimizer_from_tensors(self.d_opt, "disc_opt", tensors, meta["optim"])
+        self.adversary.load_state(tensors, meta)

@@ -18,10 +18,9 @@ from typing import Any, Dict
 
 import torch
 
-from plic.losses.adversarial import ADVERSARIAL
-from plic.losses.discriminator import ConditionalDiscriminator
 from plic.losses.wasserstein import WassersteinDistortion
-from plic.recipes.base import Recipe, optimizer_state
+from plic.recipes.adversary import Adversary
+from plic.recipes.base import Recipe
 from plic.train.loss import bpp_per_item
 
 
@@ -41,7 +40,6 @@ class STLIC(Recipe):
         self.codec_share = float(codec_share)
         self.wd_log2_sigma = float(wd_log2_sigma)
         self.d_lr = float(d_lr)
-        self.d_loss, self.g_loss = ADVERSARIAL["bce"]
 
     def model_args(self) -> Dict[str, Any]:
         return {"refiner": self.refiner_channels}
@@ -54,8 +52,7 @@ class STLIC(Recipe):
         with torch.random.fork_rng(devices=[]):  # keep the run's random stream independent of caches
             self.lpips = lpips_network("vgg16", str(device))
             self.wd = WassersteinDistortion().to(device)
-        self.disc = ConditionalDiscriminator(trainer.model.M, spectral_norm=False).to(device)
-        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=self.d_lr, betas=(0.5, 0.999))
+        self.adversary = Adversary(trainer.model.M, device, "bce", spectral_norm=False, lr=self.d_lr)
 
     def codec_loss(self, out, x, lmbda) -> Dict[str, torch.Tensor]:
         n, _, h, w = x.shape
@@ -68,15 +65,10 @@ class STLIC(Recipe):
         distortion = (lmbda * (255**2 * mse + self.w_l1 * 255 * l1)).mean()
         x_ref = model.refiner(scale_gradient(x_hat, self.codec_share))
         out["x_ref"] = x_ref
-        for p in self.disc.parameters():
-            p.requires_grad_(False)
-        fake = self.disc(x_ref, out["y_hat"])
-        for p in self.disc.parameters():
-            p.requires_grad_(True)
         raw = {
             "lpips": self.lpips(x_ref.clamp(0, 1) * 2 - 1, x * 2 - 1).mean(),
             "wasserstein": self.wd(x_ref, x, self.wd_log2_sigma),
-            "adversarial": self.g_loss(fake),
+            "adversarial": self.adversary.generator_loss(x_ref, out["y_hat"]),
         }
         terms = {k: self.weights[k] * v for k, v in raw.items()}
         loss = bpp.mean() + distortion + sum(terms.values())
@@ -84,24 +76,12 @@ class STLIC(Recipe):
                 "terms": {"rate": bpp.mean(), "distortion": distortion, **terms}}
 
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
-        y_hat = out["y_hat"].detach()
-        real = self.disc(x, y_hat)
-        fake = self.disc(out["x_ref"].detach().clamp(0, 1), y_hat)
-        loss = self.d_loss(real, fake)
-        self.d_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.d_opt.step()
-        with torch.no_grad():
-            g = self.g_loss(fake)
+        loss, _, fake = self.adversary.step(x, out["x_ref"], out["y_hat"])
+        g = self.adversary.g_loss(fake)
         return {"d_loss": float(loss) / 2, "g_loss": float(g)}  # per BCE term: both -> 0.693 at equilibrium
 
     def state(self):
-        tensors = {f"disc.{k}": v for k, v in self.disc.state_dict().items()}
-        t_opt, m_opt = optimizer_state(self.d_opt, "disc_opt")
-        return {**tensors, **t_opt}, {"optim": m_opt}
+        return self.adversary.state()
 
     def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
-        from plic.train.trainer import _optimizer_from_tensors
-
-        self.disc.load_state_dict({k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")})
-        _optimizer_from_tensors(self.d_opt, "disc_opt", tensors, meta["optim"])
+        self.adversary.load_state(tensors, meta)
