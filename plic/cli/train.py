@@ -78,6 +78,7 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
     train ... --device cuda. --batch-size is per process.
     """
     import os
+    import sys
 
     import torch
 
@@ -156,6 +157,14 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
             click.echo(gradients.report(norms, getattr(trainer.recipe, "weights", {})))
             return
         trainer.run(progress=not no_progress)
+        if trainer.world.distributed:
+            # Every file is written and the ranks have met at a final barrier. Tearing
+            # gloo down can still abort one rank ("terminate called without an active
+            # exception", seen under load), failing a finished run: leave without
+            # running C++ destructors instead.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     finally:
         distributed.shutdown()
 
