@@ -10,6 +10,7 @@ from torch import Tensor
 from plic.losses.adversarial import ADVERSARIAL
 from plic.losses.discriminator import ConditionalDiscriminator
 from plic.recipes.base import optimizer_state
+from plic.train.frozen import frozen
 
 
 class Adversary:
@@ -26,13 +27,8 @@ class Adversary:
         self.d_loss, self.g_loss = ADVERSARIAL[loss]
 
     def generator_loss(self, image: Tensor, y_hat: Tensor) -> Tensor:
-        for p in self.disc.parameters():
-            p.requires_grad_(False)
-        try:
+        with frozen(self.disc):
             return self.g_loss(self.disc(image, y_hat))
-        finally:
-            for p in self.disc.parameters():
-                p.requires_grad_(True)
 
     def step(self, x: Tensor, fake_image: Tensor, y_hat: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """One discriminator update; returns (its loss, real logits, fake logits)."""

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from plic.iqa.proxy import build_proxy
 from plic.iqa.targets import get_target
 from plic.recipes.base import Recipe
+from plic.train.frozen import frozen
 from plic.train.loss import bpp_per_item
 
 
@@ -74,11 +75,8 @@ class ProxIQA(Recipe):
         bpp = bpp_per_item(out["likelihoods"], h * w)
         mse = ((x_hat - x) ** 2).flatten(1).mean(1)
         self.proxy.eval()
-        for p in self.proxy.parameters():
-            p.requires_grad_(False)
-        score = self.proxy(x, x_hat.clamp(0, 1))
-        for p in self.proxy.parameters():
-            p.requires_grad_(True)
+        with frozen(self.proxy):
+            score = self.proxy(x, x_hat.clamp(0, 1))
         proxy_term = 1 - score / self.scale
         if self.k is None:
             self.k = float(mse.mean().detach() / proxy_term.mean().detach().clamp_min(1e-6))

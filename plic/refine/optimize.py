@@ -36,6 +36,7 @@ from plic.image_io import PlanarImage
 from plic.refine.distortion import distortion_fn
 from plic.refine.rounding import METHODS, rounding_fn, temperature
 from plic.refine.surrogate import fixed_hyper_latent, hyper_analysis, quantized_with
+from plic.train.frozen import frozen
 
 
 @dataclass
@@ -137,13 +138,6 @@ class _Frozen:
         return bits / self.pixels, x_hat
 
 
-def _frozen_parameters(model: torch.nn.Module):
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    return flags
-
-
 def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settings: Settings,
              space: str = "latent", start: Optional[Tensor] = None, progress=None) -> Result:
     """Optimise ``space`` ("latent" or "image") for one image; see the module doc.
@@ -160,8 +154,7 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
     gen = torch.Generator().manual_seed(settings.seed)
     shape_params = {"a": settings.a, "scale": settings.scale, "power": settings.power, "clip": settings.clip}
     soft = rounding_fn(settings.rounding, **shape_params)
-    flags = _frozen_parameters(codec.model)
-    try:
+    with frozen(codec.model):
         with torch.no_grad():
             x_start = problem.x0_padded if start is None else start.to(problem.x0_padded)
             y0 = problem.analysis(x_start)
@@ -181,7 +174,7 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
             variables = [x_start.clone().requires_grad_(True)]
         opt = torch.optim.Adam(variables, lr=settings.lr)
 
-        def evaluate(step: int, fn, tau: float, grad: bool):
+        def evaluate(fn, grad: bool):
             if space == "latent":
                 y, z = variables[0], (variables[1] if len(variables) > 1 else None)
             else:
@@ -206,7 +199,7 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
 
         def record(step: int) -> None:
             with torch.no_grad():
-                loss, bpp, d = evaluate(step, torch.round, 0.0, grad=False)
+                loss, bpp, d = evaluate(torch.round, grad=False)
             trace.append({"step": step, "true_loss": float(loss), "bpp": float(bpp), "distortion": float(d)})
 
         tau_rate = settings.tau_rate if settings.tau_rate is not None else 2.0 / max(settings.steps, 1)
@@ -221,7 +214,7 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
             def fn(v: Tensor, tau=tau, step_seed=step_seed) -> Tensor:
                 return soft(v, tau, generator=torch.Generator().manual_seed(step_seed))
 
-            loss, bpp, d = evaluate(step, fn, tau, grad=True)
+            loss, bpp, d = evaluate(fn, grad=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -237,10 +230,9 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
         per_step = (time.perf_counter() - t_steps) / max(settings.steps, 1)
         if settings.steps:
             record(settings.steps)
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
     out = [v.detach() for v in variables]
     if space == "latent":
         return Result(out[0], out[1] if len(out) > 1 else None, None, trace, time.perf_counter() - t0, per_step)
-    return Result(problem.analysis(out[0]).detach(), None, out[0], trace, time.perf_counter() - t0, per_step)
+    with torch.no_grad():
+        y = problem.analysis(out[0])
+    return Result(y, None, out[0], trace, time.perf_counter() - t0, per_step)
