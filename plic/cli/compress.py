@@ -105,13 +105,13 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, 
         dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(dst, enc.data)
         r = {"bpp": enc.bpp, "msg": f"{src} -> {dst}: {enc.bpp:.4f} bpp"}
+        rec = quantize_rgb(codec.decode_file(f)).cpu() if verify or before is not None else None
         if verify:
-            rec = codec.decode_file(f)
-            r["psnr"] = psnr(quantize_rgb(rec).cpu(), img.rgb)
+            r["psnr"] = psnr(rec, img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
         r["msg"] += f", {enc.seconds:.2f} s encode ({codec.name}, lambda {f.header.lmbda:.5g})"
         if before is not None:
-            r["msg"] += "\n  " + _comparison(codec, img, before, enc, metric)
+            r["msg"] += "\n  " + _comparison(codec, img, before, enc, rec, metric)
         return r
 
     run_batch(pairs, folder, quiet, process)
@@ -120,12 +120,11 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, 
 def _refined(codec, img, lam, plan, steps, rounding, lr, metric, seed, bpp, target_psnr, quiet, refine_lambda=None):
     from tqdm import tqdm
 
-    from plic.refine import Objective, Settings, refine_encode
+    from plic.refine import PLANS, Objective, Settings, refine_encode
 
     objective = Objective(refine_lambda or lam, distortion=metric, target_bpp=bpp,
                           target_distortion=None if target_psnr is None else 10 ** (-target_psnr / 10))
-    stages = plan.split("+") if plan == "snic+sga+" else [plan]
-    bar = tqdm(total=steps * len(stages), disable=quiet, unit="step", dynamic_ncols=True,
+    bar = tqdm(total=steps * len(PLANS[plan]), disable=quiet, unit="step", dynamic_ncols=True,
                file=sys.stderr, desc=plan, leave=False)
 
     def progress(space, i, stats):
@@ -139,8 +138,11 @@ def _refined(codec, img, lam, plan, steps, rounding, lr, metric, seed, bpp, targ
         bar.close()
 
 
-def _comparison(codec, img, before, after, metric) -> str:
-    """One line: bpp and quality before and after the optimisation, and its time."""
+def _comparison(codec, img, before, after, after_rec, metric) -> str:
+    """One line: bpp and quality before and after the optimisation, and its time.
+
+    ``after_rec`` is the refined file's decoded image, already at hand.
+    """
     import torch
 
     from plic import bitstream
@@ -149,8 +151,8 @@ def _comparison(codec, img, before, after, metric) -> str:
 
     fn = distortion_fn(metric, "cpu")
     parts = []
-    for enc in (before, after):
-        rec = quantize_rgb(codec.decode_file(bitstream.parse(enc.data))).cpu()
+    before_rec = quantize_rgb(codec.decode_file(bitstream.parse(before.data))).cpu()
+    for enc, rec in ((before, before_rec), (after, after_rec)):
         with torch.no_grad():
             d = float(fn(rec, img.rgb.float()).mean())
         q = f"{-10 * math.log10(max(d, 1e-12)):.2f} dB PSNR" if metric == "mse" else f"{metric} {d:.4f}"
