@@ -38,7 +38,7 @@ class POELIC(Recipe):
         self.d_lr = float(d_lr)
 
     def setup(self, trainer) -> None:
-        from plic.metrics.lpips import lpips_network
+        from plic.refine.distortion import distortion_fn
 
         super().setup(trainer)
         device = trainer.device
@@ -46,7 +46,7 @@ class POELIC(Recipe):
         # replaced): keep those draws out of the run's random stream, or a
         # resumed run (networks cached) would initialise its discriminator differently
         with torch.random.fork_rng(devices=[]):
-            self.lpips = lpips_network("vgg16", str(device))
+            self.lpips = distortion_fn("lpips", device)  # LPIPS-VGG, per image
             self.style = PatchedStyleLoss().to(device)
         self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr)
 
@@ -54,7 +54,7 @@ class POELIC(Recipe):
         """The weighted distortion terms, by name (also what --analyze-gradients splits)."""
         x_hat = out["x_hat"]
         raw = {
-            "lpips": self.lpips(x_hat.clamp(0, 1) * 2 - 1, x * 2 - 1).mean(),
+            "lpips": self.lpips(x_hat, x).mean(),
             "charbonnier": charbonnier(x_hat, x),
             "adversarial": self.adversary.generator_loss(x_hat, out["y_hat"]),
             "style": self.style(x_hat, x),

@@ -45,12 +45,12 @@ class STLIC(Recipe):
         return {"refiner": self.refiner_channels}
 
     def setup(self, trainer) -> None:
-        from plic.metrics.lpips import lpips_network
+        from plic.refine.distortion import distortion_fn
 
         super().setup(trainer)
         device = trainer.device
         with torch.random.fork_rng(devices=[]):  # keep the run's random stream independent of caches
-            self.lpips = lpips_network("vgg16", str(device))
+            self.lpips = distortion_fn("lpips", device)  # LPIPS-VGG, per image
             self.wd = WassersteinDistortion().to(device)
         self.adversary = Adversary(trainer.model.M, device, "bce", spectral_norm=False, lr=self.d_lr)
 
@@ -66,7 +66,7 @@ class STLIC(Recipe):
         x_ref = model.refiner(scale_gradient(x_hat, self.codec_share))
         out["x_ref"] = x_ref
         raw = {
-            "lpips": self.lpips(x_ref.clamp(0, 1) * 2 - 1, x * 2 - 1).mean(),
+            "lpips": self.lpips(x_ref, x).mean(),
             "wasserstein": self.wd(x_ref, x, self.wd_log2_sigma),
             "adversarial": self.adversary.generator_loss(x_ref, out["y_hat"]),
         }
