@@ -203,42 +203,48 @@ class Codec:
 
     @torch.no_grad()
     def encode_to_bpp(self, img: PlanarImage, bpp: float, rel_tol: float = 0.01,
-                      max_iter: int = 24) -> EncodeResult:
+                      max_iter: int = 24, y: Optional[torch.Tensor] = None) -> EncodeResult:
         """Encode at the lambda whose real file size comes closest to ``bpp``.
 
         Bisection on log(lambda) over the model's range. The analysis
         transform runs once; each step only re-quantizes and entropy-codes, so
         a search costs about ten entropy-coder passes. Stops when the file is
         within ``rel_tol`` of the target. A target the model cannot reach is
-        refused with the reachable range.
+        refused with the reachable range. ``y``: the analysis output to code
+        in place of ``img``'s (a SNIC substitute's), ``img`` still describing
+        the picture.
         """
         if not bpp > 0 or not math.isfinite(bpp):
             raise PlicError(f"target bpp must be a positive number, not {bpp}")
         pixels = img.height * img.width
         return self._search_lambda(img, lambda data: 8 * len(data) / pixels, bpp, rel_tol * bpp,
-                                   "bpp", max_iter)
+                                   "bpp", max_iter, y=y)
 
     @torch.no_grad()
     def encode_to_psnr(self, img: PlanarImage, target: float, tol: float = 0.05,
-                       max_iter: int = 24) -> EncodeResult:
-        """Encode at the smallest lambda whose decoded image reaches ``target`` dB PSNR (within ``tol``)."""
+                       max_iter: int = 24, y: Optional[torch.Tensor] = None) -> EncodeResult:
+        """Encode at the smallest lambda whose decoded image reaches ``target`` dB PSNR (within ``tol``).
+
+        PSNR is always against ``img``; ``y`` as in :meth:`encode_to_bpp`.
+        """
         from plic.image_io import quantize_rgb
 
         def quality(data: bytes) -> float:
             rec = quantize_rgb(self.decode_file(bitstream.parse(data))).cpu()
             return psnr(rec, img.rgb)
 
-        return self._search_lambda(img, quality, target, tol, "dB PSNR", max_iter, at_least=True)
+        return self._search_lambda(img, quality, target, tol, "dB PSNR", max_iter, at_least=True, y=y)
 
     def _search_lambda(self, img: PlanarImage, measure: Callable[[bytes], float], target: float,
-                       tol: float, unit: str, max_iter: int, at_least: bool = False) -> EncodeResult:
+                       tol: float, unit: str, max_iter: int, at_least: bool = False,
+                       y: Optional[torch.Tensor] = None) -> EncodeResult:
         """Bisection on log(lambda) for a ``measure`` of the file that grows with lambda."""
         m = self.model
         if not m.variable_rate:
             raise PlicError(f"this {self.name} model is fixed-rate (lambda {m.lambda_max:g}); "
                             f"a lambda search needs a variable-rate model")
         t0 = time.perf_counter()
-        y = self.analysis(img)
+        y = self.analysis(img) if y is None else y
         tried = {}
         lam_lo = float(np.float32(m.lambda_min * (1 + 1e-7)))
         lam_hi = float(np.float32(m.lambda_max * (1 - 1e-7)))

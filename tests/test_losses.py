@@ -188,6 +188,30 @@ def test_st_lic_recipe_trains_codec_and_refiner_and_resumes(po_setup, tmp_path):
     assert all(torch.equal(v, wb[k]) for k, v in model.state_dict().items())
 
 
+def test_st_lic_with_a_frozen_codec_trains_the_refiner_alone_and_resumes(po_setup, tmp_path):
+    from plic import zoo
+    from plic.train.trainer import TrainConfig, Trainer
+
+    folder, init = po_setup
+
+    def cfg(steps):
+        return TrainConfig(model="hyperprior", lambda_min=0.002, lambda_max=0.05, data=[str(folder)], steps=steps,
+                           batch_size=2, crop=64, checkpoint_every=2, eval_every=0, init=str(init), recipe="st-lic",
+                           recipe_args={"refiner": 8, "freeze_codec": 1, "c_mse": 0.00234})
+
+    Trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
+    Trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    Trainer(cfg(4), tmp_path / "b", log=lambda m: None).run(progress=False)
+    start = zoo.load_weights(init).state_dict()
+    trained = zoo.load_weights(tmp_path / "a" / "model.safetensors").state_dict()
+    codec_keys = [k for k in start if not k.startswith("refiner.")]
+    # the codec -- parameters, quantiles and CDF tables -- is the init model's, bit for bit
+    assert codec_keys and all(torch.equal(start[k], trained[k]) for k in codec_keys)
+    assert any(trained[k].abs().sum() > 0 for k in ("refiner.out.weight", "refiner.out.bias"))
+    resumed = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
+    assert all(torch.equal(v, resumed[k]) for k, v in trained.items())
+
+
 def test_refiner_runs_after_decoding_only_when_the_file_says_so(tmp_path, sample_image):
     from plic import bitstream, zoo
     from plic.codec import Codec

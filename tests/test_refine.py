@@ -121,3 +121,14 @@ def test_bad_settings_are_refused(tiny_codec, sample_image):
     with pytest.raises(PlicError, match="MS-SSIM needs"):
         optimise(tiny_codec, PlanarImage(img.rgb[..., :64, :64], 3, 8), 0.01,
                  Objective(0.01, distortion="ms-ssim"), Settings(steps=1))
+
+
+def test_snic_with_a_target_lands_on_it_in_real_files(sample_image):
+    codec = Codec(zoo.load_model("hyperprior"))
+    img = _small(sample_image)
+    for target in (0.25, 0.6):
+        lam = bitstream.parse(codec.encode_to_bpp(img, target).data).header.lmbda
+        out = refine_encode(codec, img, lam, "snic", Objective(lam, target_bpp=target), Settings(steps=4))
+        assert out.encoded.bpp == pytest.approx(target, rel=0.01)
+        rec, _ = codec.decode(out.encoded.data)
+        assert rec.size == (192, 128)

@@ -9,8 +9,8 @@ from torch import Tensor
 
 from plic.losses.adversarial import ADVERSARIAL
 from plic.losses.discriminator import ConditionalDiscriminator
-from plic.recipes.base import optimizer_state
 from plic.train.frozen import frozen
+from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 
 
 class Adversary:
@@ -43,11 +43,10 @@ class Adversary:
 
     def state(self) -> Tuple[Dict[str, Tensor], Dict[str, Any]]:
         tensors = {f"disc.{k}": v for k, v in self.disc.state_dict().items()}
-        t_opt, m_opt = optimizer_state(self.opt, "disc_opt")
+        t_opt, m_opt = optimizer_to_tensors(self.opt, "disc_opt")
         return {**tensors, **t_opt}, {"optim": m_opt}
 
     def load_state(self, tensors: Dict[str, Tensor], meta: Dict[str, Any]) -> None:
-        from plic.train.trainer import _optimizer_from_tensors
 
-        self.disc.load_state_dict({k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")})
-        _optimizer_from_tensors(self.opt, "disc_opt", tensors, meta["optim"])
+        self.disc.load_state_dict({k[len("disc.") :]: v for k, v in tensors.items() if k.startswith("disc.")})
+        optimizer_from_tensors(self.opt, "disc_opt", tensors, meta["optim"])

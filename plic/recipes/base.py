@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-import torch
 from torch import Tensor
 
 from plic.train.loss import RateDistortionLoss
@@ -25,6 +24,10 @@ class Recipe:
     def model_args(self) -> Dict[str, Any]:
         """Constructor arguments the recipe needs in the model (e.g. a refiner)."""
         return {}
+
+    def trains(self, name: str) -> bool:
+        """Whether the model parameter ``name`` is trained (all are, by default)."""
+        return True
 
     def setup(self, trainer) -> None:
         self.trainer = trainer
@@ -52,9 +55,3 @@ class RateDistortion(Recipe):
 
     def codec_loss(self, out, x, lmbda):
         return self.loss_fn(out, x, lmbda)
-
-
-def optimizer_state(opt: torch.optim.Optimizer, prefix: str):
-    from plic.train.trainer import _optimizer_to_tensors
-
-    return _optimizer_to_tensors(opt, prefix)

@@ -29,13 +29,13 @@ from plic.iqa.targets import get_target
 from plic.recipes.base import Recipe
 from plic.train.frozen import frozen
 from plic.train.loss import bpp_per_item
+from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 
 
 class ProxIQA(Recipe):
     name = "proxiqa"
 
-    def __init__(self, metric: str = "vmaf", alpha: float = 0.5, proxy: str = "proxiqa",
-                 proxy_lr: float = 1e-4, proxy_warmup: int = 200):
+    def __init__(self, metric: str = "vmaf", alpha: float = 0.5, proxy: str = "proxiqa", proxy_lr: float = 1e-4, proxy_warmup: int = 200):
         self.metric = metric
         self.target, self.scale = get_target(metric)
         self.alpha = float(alpha)
@@ -89,15 +89,11 @@ class ProxIQA(Recipe):
         return self._train_proxy(x, out["x_hat"])
 
     def state(self):
-        from plic.recipes.base import optimizer_state
-
         tensors = {f"proxy_net.{k}": v for k, v in self.proxy.state_dict().items()}
-        t_opt, m_opt = optimizer_state(self.opt, "proxy_opt")
+        t_opt, m_opt = optimizer_to_tensors(self.opt, "proxy_opt")
         return {**tensors, **t_opt}, {"k": self.k, "warmed": self.warmed, "optim": m_opt}
 
     def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
-        from plic.train.trainer import _optimizer_from_tensors
-
-        self.proxy.load_state_dict({k[len("proxy_net."):]: v for k, v in tensors.items() if k.startswith("proxy_net.")})
-        _optimizer_from_tensors(self.opt, "proxy_opt", tensors, meta["optim"])
+        self.proxy.load_state_dict({k[len("proxy_net.") :]: v for k, v in tensors.items() if k.startswith("proxy_net.")})
+        optimizer_from_tensors(self.opt, "proxy_opt", tensors, meta["optim"])
         self.k, self.warmed = meta["k"], meta["warmed"]

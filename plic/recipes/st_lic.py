@@ -8,6 +8,14 @@ A UNet refiner turns ``x_hat`` into ``x_ref``; the perceptual terms on
 the refiner fully but reach the codec only through ``codec_share`` (a
 gradient scale on ``x_hat`` at the refiner's input; the forward value is
 unchanged). Coefficients are meant to come from ``--analyze-gradients``.
+
+Two additions outside the paper, both off by default:
+``freeze_codec=1`` trains the refiner alone behind a fixed codec (its
+bitstreams, and so its rate control, stay those of the MSE model; the
+backward pass skips the codec, which makes CPU training affordable), and
+``c_mse`` adds HiFiC's pixel term ``c_mse * 255^2 * MSE(x_ref, x)`` on the
+refined output (HiFiC's k_M = 0.075 * 2^-5), which keeps a refiner trained
+without the codec's distortion loss from drifting in colour.
 The discriminator steps alternate with the codec's; ``d_loss`` and ``g_loss``
 are logged, and at the equilibrium both BCE terms approach log 2 = 0.693.
 """
@@ -32,14 +40,30 @@ def scale_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
 class STLIC(Recipe):
     name = "st-lic"
 
-    def __init__(self, refiner: int = 32, w_l1: float = 0.0, c_lpips: float = 1.0, c_wd: float = 0.1,
-                 c_adv: float = 0.01, codec_share: float = 0.05, wd_log2_sigma: float = 2.0, d_lr: float = 1e-4):
+    def __init__(
+        self,
+        refiner: int = 32,
+        w_l1: float = 0.0,
+        c_lpips: float = 1.0,
+        c_wd: float = 0.1,
+        c_adv: float = 0.01,
+        codec_share: float = 0.05,
+        wd_log2_sigma: float = 2.0,
+        d_lr: float = 1e-4,
+        freeze_codec: int = 0,
+        c_mse: float = 0.0,
+    ):
         self.refiner_channels = int(refiner)
         self.w_l1 = float(w_l1)
         self.weights = {"lpips": float(c_lpips), "wasserstein": float(c_wd), "adversarial": float(c_adv)}
         self.codec_share = float(codec_share)
         self.wd_log2_sigma = float(wd_log2_sigma)
         self.d_lr = float(d_lr)
+        self.freeze_codec = bool(int(freeze_codec))
+        self.c_mse = float(c_mse)
+
+    def trains(self, name: str) -> bool:
+        return not self.freeze_codec or name.startswith("refiner.")
 
     def model_args(self) -> Dict[str, Any]:
         return {"refiner": self.refiner_channels}
@@ -71,9 +95,10 @@ class STLIC(Recipe):
             "adversarial": self.adversary.generator_loss(x_ref, out["y_hat"]),
         }
         terms = {k: self.weights[k] * v for k, v in raw.items()}
+        if self.c_mse:
+            terms["mse_refined"] = self.c_mse * 255**2 * ((x_ref - x) ** 2).mean()
         loss = bpp.mean() + distortion + sum(terms.values())
-        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(),
-                "terms": {"rate": bpp.mean(), "distortion": distortion, **terms}}
+        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "terms": {"rate": bpp.mean(), "distortion": distortion, **terms}}
 
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
         loss, _, fake = self.adversary.step(x, out["x_ref"], out["y_hat"])

@@ -135,6 +135,9 @@ class _Frozen:
             out = self.lc(y)
         bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
         x_hat = self.model.g_s(out["y_hat"] * self.a)[..., : self.h, : self.w]
+        refiner = getattr(self.model, "refiner", None)
+        if refiner is not None:  # what the decoder shows is the refined image: optimise that
+            x_hat = refiner(x_hat.clamp(0, 1))
         return bits / self.pixels, x_hat
 
 

@@ -41,6 +41,7 @@ from plic.registry import build_model
 from plic.train import distributed
 from plic.train.data import Prefetcher, RandomCrops, find_images
 from plic.train.distributed import World
+from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 
 
 @dataclass
@@ -97,37 +98,12 @@ def _atomic_write_text(text: str, path: Path) -> None:
     tmp.replace(path)
 
 
-def _optimizer_to_tensors(opt: torch.optim.Optimizer, prefix: str):
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for idx, st in sd["state"].items():
-        for name, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"{prefix}.{idx}.{name}"] = value
-            else:
-                scalars[f"{idx}.{name}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _optimizer_from_tensors(opt: torch.optim.Optimizer, prefix: str, tensors, meta) -> None:
-    state: Dict[int, Dict] = {}
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    for key, value in meta["scalars"].items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 #: --precision -> autocast dtype of the transforms
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print,
-                 world: Optional[World] = None):
+    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print, world: Optional[World] = None):
         if cfg.precision not in PRECISIONS:
             raise PlicError(f"unknown precision {cfg.precision!r} (known: {', '.join(PRECISIONS)})")
         self.cfg = cfg
@@ -162,10 +138,17 @@ class Trainer:
         self.model = build_model(cfg.model, **args).to(self.device)
         if cfg.init:
             self._load_init(cfg.init)
-        main = [p for n, p in self.model.named_parameters() if not n.endswith("quantiles")]
-        aux = [p for n, p in self.model.named_parameters() if n.endswith("quantiles")]
+        # a recipe may freeze part of the model (e.g. train a refiner behind a
+        # fixed codec); frozen parameters build no graph and get no optimizer
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(self.recipe.trains(n))
+        trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if not trained:
+            raise PlicError(f"the {cfg.recipe} recipe leaves no parameter of the model to train")
+        main = [p for n, p in trained if not n.endswith("quantiles")]
+        aux = [p for n, p in trained if n.endswith("quantiles")]
         self.opt = torch.optim.Adam(main, lr=cfg.lr)
-        self.aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr)
+        self.aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr) if aux else None
         self.net = distributed.wrap(self.model, self.world, self.device)
         # rank 0 keeps the plain seed, so a one-process run is unchanged
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.world.rank)
@@ -246,13 +229,14 @@ class Trainer:
             _atomic_save_tensors(self._rng_state(), self.out / f"rng-rank{self.world.rank}.safetensors")
             distributed.barrier(self.world)
             return
-        t_main, m_main = _optimizer_to_tensors(self.opt, "main")
-        t_aux, m_aux = _optimizer_to_tensors(self.aux_opt, "aux")
+        t_main, m_main = optimizer_to_tensors(self.opt, "main")
+        t_aux, m_aux = optimizer_to_tensors(self.aux_opt, "aux")
         rng = self._rng_state()
-        _atomic_save_tensors({k: v for k, v in self.model.state_dict().items()},
-                             self.out / "checkpoint.safetensors",
-                             {"plic_model": self.model.registry_name,
-                              "plic_config": json.dumps(self.model.config())})
+        _atomic_save_tensors(
+            {k: v for k, v in self.model.state_dict().items()},
+            self.out / "checkpoint.safetensors",
+            {"plic_model": self.model.registry_name, "plic_config": json.dumps(self.model.config())},
+        )
         t_recipe, m_recipe = self.recipe.state()
         _atomic_save_tensors({**t_main, **t_aux, **rng, **t_recipe}, self.out / "optimizer.safetensors")
         state = {
@@ -289,8 +273,8 @@ class Trainer:
         self.model.load_state_dict(saved)
         with safe_open(str(self.out / "optimizer.safetensors"), framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        _optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
-        _optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
+        optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
+        optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
         self.recipe.load_state(tensors, state.get("recipe", {}))
         if self.world.main:
             self._set_rng_state(tensors)
@@ -318,22 +302,33 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if self.cfg.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(
-                [p for g in self.opt.param_groups for p in g["params"]], self.cfg.clip_grad)
+            torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], self.cfg.clip_grad)
         self.opt.step()
         aux = self.model.aux_loss()
-        self.aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        self.aux_opt.step()
+        if self.aux_opt is not None:
+            self.aux_opt.zero_grad(set_to_none=True)
+            aux.backward()
+            self.aux_opt.step()
         extra = self.recipe.after_step(out, x, lmbda)
         self.step += 1
         stats = distributed.mean_over_ranks(
-            {"loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": float(losses["mse"]),
-             "aux": float(aux), **extra,
-             **{f"term_{k}": float(v) for k, v in losses.get("terms", {}).items()}}, self.world, self.device)
+            {
+                "loss": float(losses["loss"]),
+                "bpp": float(losses["bpp"]),
+                "mse": float(losses["mse"]),
+                "aux": float(aux),
+                **extra,
+                **{f"term_{k}": float(v) for k, v in losses.get("terms", {}).items()},
+            },
+            self.world,
+            self.device,
+        )
         return {
-            "loss": stats["loss"], "bpp": stats["bpp"], "mse": stats["mse"],
-            "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)), "aux": stats["aux"],
+            "loss": stats["loss"],
+            "bpp": stats["bpp"],
+            "mse": stats["mse"],
+            "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)),
+            "aux": stats["aux"],
             "lr": self.opt.param_groups[0]["lr"],
             **{k: v for k, v in stats.items() if k in extra or k.startswith("term_")},
         }
@@ -358,8 +353,15 @@ class Trainer:
                 rec = codec.decode_file(bitstream.parse(enc.data))
                 bpps.append(enc.bpp)
                 psnrs.append(psnr(quantize_rgb(rec).cpu(), img.rgb))
-            rows.append({"step": self.step, "lambda": lam, "bpp": float(np.mean(bpps)),
-                         "psnr": float(np.mean(psnrs)), "images": len(self.eval_files)})
+            rows.append(
+                {
+                    "step": self.step,
+                    "lambda": lam,
+                    "bpp": float(np.mean(bpps)),
+                    "psnr": float(np.mean(psnrs)),
+                    "images": len(self.eval_files),
+                }
+            )
         return rows
 
     def _append_csv(self, name: str, rows: List[Dict]) -> None:
@@ -401,10 +403,11 @@ class Trainer:
         if main:
             _atomic_write_text(json.dumps(asdict(self.cfg), indent=1), self.out / "config.json")
         if self.world.distributed:
-            self.log(f"data-parallel over {self.world.size} processes ({self.device.type}): "
-                     f"{self.cfg.batch_size * self.world.size} crops per step")
-        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not (progress and main),
-                   dynamic_ncols=True, desc="train")
+            self.log(
+                f"data-parallel over {self.world.size} processes ({self.device.type}): "
+                f"{self.cfg.batch_size * self.world.size} crops per step"
+            )
+        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not (progress and main), dynamic_ncols=True, desc="train")
         pending: List[Dict] = []
         t0 = time.time()
         while self.step < self.cfg.steps:
@@ -426,8 +429,10 @@ class Trainer:
                     rows = self.evaluate()
                     self._append_csv("eval.csv", rows)
                     for r in rows:
-                        bar.write(f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
-                                  f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)")
+                        bar.write(
+                            f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
+                            f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)"
+                        )
                 distributed.barrier(self.world)
         bar.close()
         self.close()
@@ -437,10 +442,16 @@ class Trainer:
         if not distributed.replicas_agree(self.model, self.world, self.device):
             raise PlicError("data-parallel replicas ended with different weights (please report this)")
         if main:
-            training = {"steps": self.step, "data": self.cfg.data, "processes": self.world.size,
-                        "device": self.device.type, "precision": self.cfg.precision}
-            zoo.save_weights(self.model, self.out / "model.safetensors",
-                             metadata={"plic_training": json.dumps(training)})
-            self.log(f"wrote {self.out / 'model.safetensors'}" +
-                     (f" ({self.world.size} replicas in agreement)" if self.world.distributed else ""))
+            training = {
+                "steps": self.step,
+                "data": self.cfg.data,
+                "processes": self.world.size,
+                "device": self.device.type,
+                "precision": self.cfg.precision,
+            }
+            zoo.save_weights(self.model, self.out / "model.safetensors", metadata={"plic_training": json.dumps(training)})
+            self.log(
+                f"wrote {self.out / 'model.safetensors'}"
+                + (f" ({self.world.size} replicas in agreement)" if self.world.distributed else "")
+            )
         distributed.barrier(self.world)  # leave together: a rank tearing down gloo early can abort the others
