@@ -12,7 +12,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from plic.losses.vgg import RELU_LAYERS, VGGFeatures
+from plic.metrics.vgg import RELU_LAYERS, VGGFeatures
 
 
 def patch_gram(f: Tensor, patch: int) -> Tensor:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plic.losses.vgg import RELU_LAYERS, VGGFeatures
+from plic.metrics.vgg import RELU_LAYERS, VGGFeatures
 
 
 def _local_stats(f: Tensor, k: int):

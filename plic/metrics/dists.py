@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from plic.metrics.pixel import LastReference, to_tensor
-from plic.metrics.pretrained import dists_alpha_beta, features_module
+from plic.metrics.pretrained import ImageNetNormalize, dists_alpha_beta, features_module
 
 
 class L2Pooling(nn.Module):
@@ -50,15 +50,14 @@ class DISTS(nn.Module):
             layers = [L2Pooling(self.CHANNELS[i])] if i else []
             stages.append(nn.Sequential(*layers, *features[lo:hi]))
         self.stages = nn.ModuleList(stages)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
+        self.normalize = ImageNetNormalize()
         w = dists_alpha_beta()
         self.register_buffer("alpha", w["alpha"].view(1, -1, 1, 1))
         self.register_buffer("beta", w["beta"].view(1, -1, 1, 1))
 
     def _features(self, x: torch.Tensor):
         feats = [x]
-        h = (x - self.mean) / self.std
+        h = self.normalize(x)
         for stage in self.stages:
             h = stage(h)
             feats.append(h)

@@ -29,7 +29,8 @@ import torch
 
 from plic.errors import PlicError
 from plic.metrics.pixel import to_tensor
-from plic.metrics.pretrained import features_module, torch_hub_checkpoint
+from plic.metrics.pretrained import torch_hub_checkpoint
+from plic.metrics.vgg import VGGFeatures
 
 PATCH = 256
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -70,17 +71,14 @@ def inception_network(device: str = "cpu") -> torch.nn.Module:
     return net.eval().requires_grad_(False).to(device)
 
 
-class VGG16Pool(torch.nn.Module):
+class VGG16Pool(VGGFeatures):
     """VGG16 conv5_3 (after ReLU) averaged over space: a 512-d descriptor."""
 
     def __init__(self):
-        super().__init__()
-        self.features = features_module("vgg16")[:30]  # up to conv5_3's ReLU, without the last max-pool
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
+        super().__init__(layers=(29,))  # conv5_3's ReLU, without the last max-pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features((x - self.mean) / self.std).mean([2, 3])
+        return super().forward(x)[0].mean([2, 3])
 
 
 @functools.lru_cache(maxsize=None)

@@ -188,6 +188,18 @@ def features_module(net: str) -> torch.nn.Sequential:
     return features
 
 
+class ImageNetNormalize(torch.nn.Module):
+    """[0, 1] RGB to the input statistics torchvision's ImageNet backbones were trained on."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
 def lpips_heads_file(net: str) -> Path:
     """The LPIPS v0.1 linear heads shipped in the ``lpips`` wheel."""
     try:

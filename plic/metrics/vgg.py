@@ -1,11 +1,10 @@
-"""VGG16 feature maps for losses, with the offline ImageNet weights plic converts at set-up."""
+"""VGG16 feature maps (ImageNet weights converted offline at set-up) for losses and metrics."""
 
 from __future__ import annotations
 
 import functools
 from typing import List, Sequence
 
-import torch
 from torch import Tensor, nn
 
 #: indices after which torchvision's vgg16.features gives relu1_2, relu2_2, relu3_3, relu4_3
@@ -17,15 +16,14 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, layers: Sequence[int] = RELU_LAYERS):
         super().__init__()
-        from plic.metrics.pretrained import features_module
+        from plic.metrics.pretrained import ImageNetNormalize, features_module
 
         self.layers = sorted(layers)
+        self.normalize = ImageNetNormalize()
         self.features = features_module("vgg16")[: self.layers[-1] + 1].eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def forward(self, x: Tensor) -> List[Tensor]:
-        h = (x - self.mean) / self.std
+        h = self.normalize(x)
         out = []
         for i, layer in enumerate(self.features):
             h = layer(h)
