@@ -29,7 +29,9 @@ def main(run: str, out: str) -> None:
     while True:
         c = chain["config"]
         stages.insert(0, {"steps": chain["step"], "lr": c["lr"], "lr_milestones": c["lr_milestones"],
-                          "init": c.get("init"), "batch_size": c["batch_size"], "crop": c["crop"]})
+                          "init": c.get("init"), "batch_size": c["batch_size"], "crop": c["crop"],
+                          "lambda_range": [c["lambda_min"], c["lambda_max"]], "recipe": c.get("recipe", "rd"),
+                          "recipe_args": c.get("recipe_args", {})})
         parent = Path(c["init"]).parent / "state.json" if c.get("init") else None
         if parent is None or not parent.is_file():
             if c.get("init") and Path(c["init"]).is_file():

@@ -210,6 +210,9 @@ def test_st_lic_with_a_frozen_codec_trains_the_refiner_alone_and_resumes(po_setu
     assert any(trained[k].abs().sum() > 0 for k in ("refiner.out.weight", "refiner.out.bias"))
     resumed = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
     assert all(torch.equal(v, resumed[k]) for k, v in trained.items())
+    from plic.train.curves import plot_runs
+
+    assert plot_runs([tmp_path / "a"], tmp_path / "curves.png").stat().st_size > 10_000  # with the GAN panel
 
 
 def test_refiner_runs_after_decoding_only_when_the_file_says_so(tmp_path, sample_image):

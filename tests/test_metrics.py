@@ -15,6 +15,7 @@ from plic.errors import PlicError
 from plic.metrics import METRICS, get_metric
 from plic.metrics.fid import frechet_distance, kernel_inception_distance, patch_features, patches
 from plic.metrics.pixel import ms_ssim, psnr_rgb, psnr_y
+from plic.metrics.pixel import ssim as plic_ssim
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = json.loads((DATA / "metric_reference.json").read_text())
@@ -84,6 +85,8 @@ def test_ssim_of_pytorch_msssim_agrees_with_scikit_image(ref):
     theirs = skimage_metrics.structural_similarity(ref, dist, channel_axis=2, data_range=255, gaussian_weights=True,
                                                    sigma=1.5, use_sample_covariance=False)
     assert ours == pytest.approx(theirs, abs=5e-3)
+    assert plic_ssim(ref, dist) == pytest.approx(ours, abs=1e-9)  # the eval metric is this SSIM
+    assert plic_ssim(ref, ref) == pytest.approx(1.0)
     assert ms_ssim(ref, ref) == pytest.approx(1.0)
     assert 0.5 < ms_ssim(ref, dist) < ms_ssim(ref, load("metric_blur.png")) < 1.0
 

@@ -25,7 +25,7 @@ def _floats(text: str):
 @click.option("--codecs", default=DEFAULT_CODECS, show_default=True,
               help="comma-separated: plic:<model or weights file>, jpeg, jpeg444, webp, avif, jxl, jpeg2000, hevc")
 @click.option("--metrics", default=DEFAULT_METRICS, show_default=True,
-              help="comma-separated: psnr, psnr-y, ms-ssim, lpips-alex, lpips-vgg, dists, vmaf, fd-vgg16, fid, kid")
+              help="comma-separated: psnr, psnr-y, ssim, ms-ssim, lpips-alex, lpips-vgg, dists, vmaf, fd-vgg16, fid, kid")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="results folder (reruns reuse it)")
 @click.option("--targets", default="", help="also reach these bpp per image by bisection, e.g. 0.075,0.15,0.3")
 @click.option("--sweep/--no-sweep", default=True, show_default=True, help="code each codec's quality sweep")

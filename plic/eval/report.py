@@ -22,7 +22,7 @@ from plic.image_io import atomic_write_bytes
 from plic.metrics import METRICS, get_metric
 
 REPORT_RATES = (0.075, 0.15, 0.30)
-PLOT_METRICS = ("psnr", "ms-ssim", "lpips-alex", "lpips-vgg", "dists", "vmaf", "fd-vgg16", "fid")
+PLOT_METRICS = ("psnr", "ssim", "ms-ssim", "lpips-alex", "lpips-vgg", "dists", "vmaf", "fd-vgg16", "fid")
 
 #: Published Kodak curves from CompressAI's results/image/kodak/*.json (MSE-trained models),
 #: drawn dashed on the PSNR plot, never mixed with measured rows.

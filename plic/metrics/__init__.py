@@ -36,6 +36,11 @@ def _psnr_y(ref, dist):
     return psnr_y(ref, dist)
 
 
+def _ssim(ref, dist):
+    from plic.metrics.pixel import ssim
+    return ssim(ref, dist)
+
+
 def _ms_ssim(ref, dist):
     from plic.metrics.pixel import ms_ssim
     return ms_ssim(ref, dist)
@@ -61,6 +66,7 @@ def _vmaf(ref, dist):
 METRICS: Dict[str, Metric] = {m.name: m for m in [
     Metric("psnr", "PSNR RGB (dB)", True, _psnr),
     Metric("psnr-y", "PSNR Y (dB)", True, _psnr_y),
+    Metric("ssim", "SSIM", True, _ssim),
     Metric("ms-ssim", "MS-SSIM", True, _ms_ssim),
     Metric("lpips-alex", "LPIPS AlexNet", False, _lpips("alexnet")),
     Metric("lpips-vgg", "LPIPS VGG16", False, _lpips("vgg16")),

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim as _ms_ssim
+from pytorch_msssim import ssim as _ssim
 
 # BT.601 luma, as JPEG/JFIF and most compression papers' "PSNR-Y" use it
 _BT601 = np.array([65.481, 128.553, 24.966]) / 255.0
@@ -50,6 +51,15 @@ class LastReference:
         if key != self._key:
             self._key, self._value = key, compute()
         return self._value
+
+
+def ssim(ref: np.ndarray, dist: np.ndarray) -> float:
+    """SSIM (Wang et al. 2004, 11x11 Gaussian window, sigma 1.5) on RGB, data range 255, valid region."""
+    if min(ref.shape[:2]) < 11:
+        return float("nan")
+    a = torch.from_numpy(ref).permute(2, 0, 1).unsqueeze(0).double()
+    b = torch.from_numpy(dist).permute(2, 0, 1).unsqueeze(0).double()
+    return float(_ssim(a, b, data_range=255.0, size_average=True))
 
 
 def ms_ssim(ref: np.ndarray, dist: np.ndarray) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -44,8 +45,13 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    proxy = any("proxy" in r for run in runs for r in read_rows(Path(run) / "train.csv")[:1])
-    fig, axes = plt.subplots(1, 5 if proxy else 4, figsize=(25 if proxy else 20, 4.2))
+    firsts = [r for run in runs for r in read_rows(Path(run) / "train.csv")[:1]]
+    proxy = any("proxy" in r for r in firsts)
+    gan = any("g_loss" in r for r in firsts)
+    panels = 4 + proxy + gan
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
+    gan_ax = axes[4 + proxy] if gan else None
+    bce = False
     offset = 0.0
     drew = False
     colours: Dict[str, str] = {}  # one colour per evaluated lambda, across stages
@@ -65,6 +71,12 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
                 axes[4].plot(steps, smooth([r["true"] for r in train], window), label=f"{label} true", lw=1)
                 axes[4].plot(steps, smooth([r["proxy"] for r in train], window), label=f"{label} proxy",
                              lw=1, ls="--")
+            if gan and "g_loss" in train[0]:  # the GAN recipes: generator and discriminator losses
+                gan_ax.plot(steps, smooth([r["g_loss"] for r in train], window), label=f"{label} generator", lw=1)
+                gan_ax.plot(steps, smooth([r["d_loss"] for r in train], window), label=f"{label} discriminator",
+                            lw=1, ls="--")
+                config = run / "config.json"
+                bce = bce or (config.is_file() and json.loads(config.read_text()).get("recipe") == "st-lic")
             drew = True
         for lam in sorted({r["lambda"] for r in evals}):
             pts = [r for r in evals if r["lambda"] == lam]
@@ -82,9 +94,14 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
     if not drew:
         raise PlicError("nothing to plot")
     titles = [f"loss (mean of {window} steps)", "bpp (training crops)", "PSNR dB (training crops)",
-              "Kodak PSNR dB (real files)"] + (["metric: true and proxy (training crops)"] if proxy else [])
+              "Kodak PSNR dB (real files)"] + (["metric: true and proxy (training crops)"] if proxy else []) \
+        + (["adversarial losses (per term)"] if gan else [])
     if proxy:
         axes[4].legend(fontsize=7)
+    if gan:
+        if bce:  # ST-LIC's BCE terms: both approach log 2 when the discriminator cannot tell
+            gan_ax.axhline(np.log(2), color="0.4", ls=":", lw=1, label="log 2 = 0.693 (equilibrium)")
+        gan_ax.legend(fontsize=7)
     for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("step")
