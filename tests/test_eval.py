@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from plic.cli import main
-from plic.eval.report import collect, curve
+from plic.eval.report import bd_rates, collect, curve
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,17 @@ def test_curves_keep_the_pareto_front_and_respect_direction():
             "c": {"bpp": 0.3, "lpips-alex": 0.35}, "d": {"bpp": 0.4, "lpips-alex": 0.2}}
     r, m = curve(rows, "lpips-alex")
     assert list(r) == [0.1, 0.2, 0.4] and list(m) == [0.5, 0.3, 0.2]
+
+
+def test_a_codec_without_a_sweep_is_drawn_through_its_target_points():
+    swept = {"q1": {"bpp": 0.1, "psnr": 25.0}, "q2": {"bpp": 0.3, "psnr": 29.0},
+             "bpp0.2": {"bpp": 0.2, "psnr": 27.5, "target_bpp": 0.2}}
+    targets_only = {"bpp0.15": {"bpp": 0.15, "psnr": 27.0, "target_bpp": 0.15},
+                    "bpp0.25": {"bpp": 0.25, "psnr": 28.8, "target_bpp": 0.25}}
+    assert list(curve(swept, "psnr")[0]) == [0.1, 0.3]  # a sweep: target points stay out
+    assert list(curve(targets_only, "psnr")[0]) == [0.15, 0.25]
+    table = bd_rates({"curves": {"a": swept, "b": targets_only}}, "a", ["psnr"])
+    assert table["b"]["psnr"] is not None and table["b"]["psnr"] < 0  # b is above a's line
 
 
 def test_bad_inputs_give_one_line(tmp_path, images, monkeypatch):

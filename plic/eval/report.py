@@ -93,11 +93,18 @@ def _set_metrics(out: Path, codec: str, key: str, images: List[str]) -> Dict[str
 
 
 def curve(rows: Dict[str, Dict], metric: str, swept_only: bool = True):
-    """(bpp, metric) arrays of a codec, sorted by bpp, on the Pareto front."""
+    """(bpp, metric) arrays of a codec, sorted by bpp, on the Pareto front.
+
+    The swept settings make the curve; a codec evaluated at target rates only
+    (``--no-sweep --targets``) has its target points instead.
+    """
     better = get_metric(metric).higher_is_better
-    pts = sorted((r["bpp"], r[metric]) for r in rows.values()
-                 if metric in r and not math.isnan(r[metric]) and math.isfinite(r[metric])
-                 and (not swept_only or r.get("target_bpp") is None))
+    scored = [r for r in rows.values() if metric in r and not math.isnan(r[metric]) and math.isfinite(r[metric])]
+    swept = [r for r in scored if r.get("target_bpp") is None]
+    if swept_only and len(swept) >= 2:
+        scored = swept
+    # else a run without a sweep (--no-sweep --targets ...): its target points are the curve
+    pts = sorted((r["bpp"], r[metric]) for r in scored)
     front = []
     for bpp, value in pts:
         if not front or (value > front[-1][1] if better else value < front[-1][1]):
