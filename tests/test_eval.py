@@ -153,6 +153,19 @@ def test_metric_values_in_points_match_direct_computation(evaluated, images):
     assert collect(out)["curves"]["jpeg"]["q95"]["n"] == 2
 
 
+def test_a_metric_scored_on_only_some_images_is_left_out_of_the_means(evaluated, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(evaluated[0], out)
+    point_file = out / "points" / "jpeg" / "q95" / "left.json"
+    point = json.loads(point_file.read_text())
+    del point["metrics"]["psnr"]
+    point_file.write_text(json.dumps(point))
+    curves = collect(out)["curves"]["jpeg"]
+    assert "psnr" not in curves["q95"] and "psnr" in curves["q40"]
+
+
 def test_points_of_other_weights_are_coded_again(images, tmp_path, tiny_model_path):
     """New weights under the same model name must not hide behind cached points."""
     import torch

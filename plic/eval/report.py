@@ -56,8 +56,9 @@ def collect(out: Path) -> Dict:
                    "encode_s": float(np.median([p["encode_s"] for p in pts])),
                    "decode_s": float(np.median([p["decode_s"] for p in pts])),
                    "target_bpp": pts[0].get("target_bpp"), "knob_value": _mean([p["knob_value"] for p in pts])}
-            for name in sorted({m for p in pts for m in p["metrics"]}):
-                row[name] = _mean([p["metrics"].get(name, float("nan")) for p in pts])
+            # a metric scored on only some images (an earlier run asked for it) would be an unfair mean
+            for name in sorted(set.intersection(*(set(p["metrics"]) for p in pts))):
+                row[name] = _mean([p["metrics"][name] for p in pts])
             row.update(_set_metrics(out, codec, key, [p["image"] for p in pts]))
             summary.setdefault(codec, {})[key] = row
     return {"manifest": manifest, "curves": summary}
