@@ -29,9 +29,12 @@ from plic.registry import MODELS, build_model
 #: name -> file inside ``plic/weights`` of the default weights of that name.
 PRETRAINED: Dict[str, str] = {
     "hyperprior": "hyperprior-mse-vr.safetensors",
+    "hyperprior-perceptual": "hyperprior-perceptual-vr.safetensors",
     "elic": "elic-mse-vr.safetensors",
 }
 DEFAULT_MODEL = "hyperprior"
+#: model -> its perceptual variant (``plic compress --perceptual``)
+PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 
 _CACHE: Dict[str, torch.nn.Module] = {}
 
@@ -122,6 +125,27 @@ def load_weights(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     model.fingerprint = fingerprint(model.state_dict())
     model.weights_path = str(path)
     return model.to(device).eval()
+
+
+def perceptual_variant(name: str) -> str:
+    if name not in PERCEPTUAL:
+        known = ", ".join(sorted(PERCEPTUAL)) or "none"
+        raise PlicError(f"no perceptual variant of {name!r} ships with plic (models that have one: {known})")
+    return PERCEPTUAL[name]
+
+
+def find_shipped(model: str, fingerprint: bytes, device: str = "cpu") -> Optional[str]:
+    """The shipped weights of architecture ``model`` with this fingerprint, if any.
+
+    A file's header names the architecture and fingerprints the weights; the
+    decoder uses it to pick between shipped variants (MSE, perceptual).
+    """
+    for name, path in ((n, shipped_path(n)) for n in PRETRAINED):
+        if path is None or not path.is_file() or read_metadata(path).get("plic_model") != model:
+            continue
+        if load_model(name, device).fingerprint == fingerprint:
+            return name
+    return None
 
 
 def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:

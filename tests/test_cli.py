@@ -237,3 +237,11 @@ def test_missing_metric_weights_are_reported_before_any_work(tmp_path, sample_im
                        capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 1 and "no vgg16 weights" in p.stderr and "Traceback" not in p.stderr
     assert not out.exists()
+
+
+def test_perceptual_needs_a_shipped_variant(run, sample_image, tmp_path):
+    out = tmp_path / "p.plic"
+    _one_line_error(run("compress", sample_image, "-o", out, "--perceptual", "-m", "elic", model=False),
+                    "no perceptual variant of 'elic'")
+    _one_line_error(run("compress", sample_image, "-o", out, "--perceptual"), "--perceptual picks shipped weights")
+    assert not out.exists()

@@ -61,3 +61,12 @@ def test_models_without_shipped_weights_say_so(monkeypatch):
     monkeypatch.setattr(zoo, "_CACHE", {})
     with pytest.raises(PlicError, match="no shipped weights"):
         zoo.load_model("elic")
+
+
+def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_carry_a_refiner():
+    files = [zoo.shipped_path(name) for name in zoo.PRETRAINED]
+    assert all(f.is_file() for f in files)
+    assert sum(f.stat().st_size for f in files) < 40e6
+    for base, variant in zoo.PERCEPTUAL.items():
+        assert variant in zoo.PRETRAINED and zoo.read_metadata(zoo.shipped_path(variant))["plic_model"] == base
+        assert zoo.load_model(variant).refiner is not None

@@ -24,6 +24,8 @@ _METRICS = ["mse", "ms-ssim", "lpips", "lpips-alex", "dists"]
 @click.option("--bpp", type=float, help="target bits per pixel: the lambda is searched per image (real file sizes)")
 @click.option("--target-psnr", type=float, help="target PSNR (dB): the lambda is searched per image (real decodes)")
 @click.option("-m", "--model", help="registered model name [default: hyperprior]")
+@click.option("--perceptual", is_flag=True,
+              help="the model's perceptual variant: sharper textures for a lower PSNR (any plic decodes it)")
 @model_options
 @click.option("--refine", type=click.Choice(_REFINE), default="none", show_default=True,
               help="encode-time optimisation: SGA+ latents, SNIC substitute image or latent, or both")
@@ -41,7 +43,7 @@ _METRICS = ["mse", "ms-ssim", "lpips", "lpips-alex", "dists"]
               help="decode each file after writing it and report PSNR")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="summary line only")
-def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, device, fast, refine, steps,
+def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, model_path, device, fast, refine, steps,
             rounding, lr, metric, refine_lambda, seed, verify, force, quiet):
     """Compress an image (or every image in a folder) to .plic.
 
@@ -63,6 +65,12 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, model_path, 
         raise PlicError(f"--bpp must be between 0 and 64, not {bpp:g}")
     if target_psnr is not None and not 10 <= target_psnr <= 100:
         raise PlicError(f"--target-psnr must be between 10 and 100 dB, not {target_psnr:g}")
+    if perceptual:
+        from plic.zoo import DEFAULT_MODEL, perceptual_variant
+
+        if model_path:
+            raise PlicError("--perceptual picks shipped weights; a weight file (--model-path) is used as it is")
+        model = perceptual_variant(model or DEFAULT_MODEL)
     pairs, folder = plan_outputs(input, output, IMAGE_SUFFIXES, ".plic", force)
     codec = load_codec(model, model_path, device, fast)
     variable = codec.model.variable_rate

@@ -25,6 +25,7 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
     from plic.codec import alpha_plane, psnr
     from plic.image_io import IMAGE_SUFFIXES, quantize_rgb, read_image, save_image, to_pil
     from plic.registry import MODELS
+    from plic.zoo import find_shipped
 
     pairs, folder = plan_outputs(input, output, [".plic"], ".png", force)
     codecs = {}
@@ -51,9 +52,12 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
         name = f.header.model
         if not model_path and name not in MODELS:
             raise PlicError(f"{src}: made by model {name!r}, which this plic does not know")
-        if name not in codecs:
-            codecs[name] = load_codec(None if model_path else name, model_path, device, fast)
-        rgb = codecs[name].decode_file(f)
+        key = (name, f.header.fingerprint)
+        if key not in codecs:
+            # the shipped weights the file was made with (MSE or perceptual variant)
+            shipped = None if model_path else (find_shipped(name, f.header.fingerprint, device) or name)
+            codecs[key] = load_codec(shipped, model_path, device, fast)
+        rgb = codecs[key].decode_file(f)
         dst.parent.mkdir(parents=True, exist_ok=True)
         save_image(to_pil(rgb, f.header.channels, f.header.bit_depth, alpha_plane(f)), dst)
         bpp = 8 * len(data) / (f.header.height * f.header.width)

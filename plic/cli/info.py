@@ -25,10 +25,11 @@ def command(input, as_json):
         raise PlicError(f"{input}: cannot read ({exc.strerror})") from None
     f = bitstream.parse(data)
     h = f.header
-    shipped = None
+    shipped, shipped_name = None, None
     path = zoo.shipped_path(h.model)
     if path is not None and path.is_file():
-        shipped = zoo.load_model(h.model).fingerprint == h.fingerprint
+        shipped_name = zoo.find_shipped(h.model, h.fingerprint)
+        shipped = shipped_name is not None
     flags = [name for bit, name in ((bitstream.FLAG_ALPHA, "alpha"),
                                     (bitstream.FLAG_VARIABLE_RATE, "variable-rate"),
                                     (bitstream.FLAG_REFINER, "refiner")) if h.flags & bit]
@@ -41,6 +42,7 @@ def command(input, as_json):
         "model": h.model,
         "weights_fingerprint": h.fingerprint.hex(),
         "matches_shipped_weights": shipped,
+        "shipped_weights": shipped_name,
         "width": h.width,
         "height": h.height,
         "channels": h.channels,
@@ -55,7 +57,7 @@ def command(input, as_json):
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
-    match = {True: "(the shipped weights)", False: "(NOT the shipped weights)", None: ""}[shipped]
+    match = {True: f"(the shipped weights: {shipped_name})", False: "(NOT the shipped weights)", None: ""}[shipped]
     click.echo(f"{input}: plic format v{h.version}, {len(data)} bytes, {info['bpp']:.4f} bpp, checksum ok")
     click.echo(f"  model      {h.model}, weights {h.fingerprint.hex()} {match}".rstrip())
     click.echo(f"  image      {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
