@@ -70,7 +70,7 @@ def main() -> None:
             rec = codecs[spec].decode(coded[0].read_bytes())
             p = json.loads(point.read_text())
             name = spec.removeprefix("plic:")
-            text = f"{name}\n{p['bpp']:.3f} bpp, LPIPS {p['metrics'].get('lpips-vgg', float('nan')):.3f}"
+            text = f"{name}\n{p['bpp']:.3f} bpp, LPIPS-VGG = {p['metrics'].get('lpips-vgg', float('nan')):.3f}"
             tiles.append(labelled(rec[top:top + c, left:left + c], text))
         sheet = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), tiles[0].height), "white")
         x = 0
