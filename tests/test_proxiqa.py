@@ -85,3 +85,20 @@ def test_recipe_logs_true_and_proxy_scores_and_resumes_exactly(crops, tmp_path):
     wa = zoo.load_weights(tmp_path / "a" / "model.safetensors").state_dict()
     wb = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_proxy_warm_up_sees_fresh_lambdas_every_time(crops, tmp_path):
+    trainer = Trainer(_cfg(crops, 1), tmp_path / "w", log=lambda m: None)
+    seen = []
+    forward = trainer.model.forward
+
+    def recording(x, lmbda, **kw):
+        seen.append(torch.as_tensor(lmbda).clone())
+        return forward(x, lmbda, **kw)
+
+    trainer.model.forward = recording
+    trainer.net = trainer.model
+    trainer.train_step()
+    # the step's own pass and two warm-up passes, each with its own lambdas
+    assert len(seen) == 3
+    assert not torch.equal(seen[1], seen[2]) and not torch.equal(seen[0], seen[1])

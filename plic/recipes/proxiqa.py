@@ -66,8 +66,10 @@ class ProxIQA(Recipe):
         # the starting codec's reconstructions
         while self.warmed < self.proxy_warmup:
             with torch.no_grad():
-                warm_x = self.trainer.data.sample(x.shape[0], self.trainer.gen).to(x.device)
-                warm_hat = self.trainer.model(warm_x, lmbda)["x_hat"]
+                # fresh crops and fresh lambdas each time: the proxy must see the codec's whole range
+                warm_x, warm_lmbda = self.trainer.draw_batch(self.trainer.gen)
+                warm_x = warm_x.to(x.device)
+                warm_hat = self.trainer.model(warm_x, warm_lmbda.to(x.device))["x_hat"]
             self._train_proxy(warm_x, warm_hat)
             self.warmed += 1
         n, _, h, w = x.shape
