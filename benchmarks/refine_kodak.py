@@ -64,7 +64,8 @@ def main() -> None:  # noqa: C901
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/datasets/kodak")
     ap.add_argument("--out", default="benchmarks/refine_kodak")
-    ap.add_argument("--images", type=int, default=2, help="first N Kodak images")
+    ap.add_argument("--images", type=int, default=2, help="N Kodak images")
+    ap.add_argument("--skip", type=int, default=0, help="start after the first K images")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--snic-steps", type=int, default=100)
     ap.add_argument("--lmbda", type=float, default=0.0067, help="lambda of the methods experiment")
@@ -77,7 +78,7 @@ def main() -> None:  # noqa: C901
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     codec = Codec(zoo.load_model("hyperprior"))
-    files = sorted(Path(args.data).glob("*.png"))[: args.images]
+    files = sorted(Path(args.data).glob("*.png"))[args.skip: args.skip + args.images]
     if not files:
         sys.exit(f"no PNG images in {args.data}")
     images = {p.name: read_image(p) for p in files}
