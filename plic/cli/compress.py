@@ -117,7 +117,7 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
         if verify:
             r["psnr"] = psnr(rec, img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
-        r["msg"] += f", {enc.seconds:.2f} s encode ({codec.name}, lambda {f.header.lmbda:.5g})"
+        r["msg"] += f", {enc.seconds:.2f} s encode ({model or codec.name}, lambda {f.header.lmbda:.5g})"
         if before is not None:
             r["msg"] += "\n  " + _comparison(codec, img, before, enc, rec, metric)
         return r
