@@ -47,6 +47,5 @@ class Adversary:
         return {**tensors, **t_opt}, {"optim": m_opt}
 
     def load_state(self, tensors: Dict[str, Tensor], meta: Dict[str, Any]) -> None:
-
-        self.disc.load_state_dict({k[len("disc.") :]: v for k, v in tensors.items() if k.startswith("disc.")})
+        self.disc.load_state_dict({k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")})
         optimizer_from_tensors(self.opt, "disc_opt", tensors, meta["optim"])

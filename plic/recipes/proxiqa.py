@@ -35,7 +35,8 @@ from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 class ProxIQA(Recipe):
     name = "proxiqa"
 
-    def __init__(self, metric: str = "vmaf", alpha: float = 0.5, proxy: str = "proxiqa", proxy_lr: float = 1e-4, proxy_warmup: int = 200):
+    def __init__(self, metric: str = "vmaf", alpha: float = 0.5, proxy: str = "proxiqa",
+                 proxy_lr: float = 1e-4, proxy_warmup: int = 200):
         self.metric = metric
         self.target, self.scale = get_target(metric)
         self.alpha = float(alpha)
@@ -96,6 +97,6 @@ class ProxIQA(Recipe):
         return {**tensors, **t_opt}, {"k": self.k, "warmed": self.warmed, "optim": m_opt}
 
     def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
-        self.proxy.load_state_dict({k[len("proxy_net.") :]: v for k, v in tensors.items() if k.startswith("proxy_net.")})
+        self.proxy.load_state_dict({k[len("proxy_net."):]: v for k, v in tensors.items() if k.startswith("proxy_net.")})
         optimizer_from_tensors(self.opt, "proxy_opt", tensors, meta["optim"])
         self.k, self.warmed = meta["k"], meta["warmed"]

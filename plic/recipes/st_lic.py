@@ -40,19 +40,9 @@ def scale_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
 class STLIC(Recipe):
     name = "st-lic"
 
-    def __init__(
-        self,
-        refiner: int = 32,
-        w_l1: float = 0.0,
-        c_lpips: float = 1.0,
-        c_wd: float = 0.1,
-        c_adv: float = 0.01,
-        codec_share: float = 0.05,
-        wd_log2_sigma: float = 2.0,
-        d_lr: float = 1e-4,
-        freeze_codec: int = 0,
-        c_mse: float = 0.0,
-    ):
+    def __init__(self, refiner: int = 32, w_l1: float = 0.0, c_lpips: float = 1.0, c_wd: float = 0.1,
+                 c_adv: float = 0.01, codec_share: float = 0.05, wd_log2_sigma: float = 2.0, d_lr: float = 1e-4,
+                 freeze_codec: int = 0, c_mse: float = 0.0):
         self.refiner_channels = int(refiner)
         self.w_l1 = float(w_l1)
         self.weights = {"lpips": float(c_lpips), "wasserstein": float(c_wd), "adversarial": float(c_adv)}
@@ -98,7 +88,8 @@ class STLIC(Recipe):
         if self.c_mse:
             terms["mse_refined"] = self.c_mse * 255**2 * ((x_ref - x) ** 2).mean()
         loss = bpp.mean() + distortion + sum(terms.values())
-        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "terms": {"rate": bpp.mean(), "distortion": distortion, **terms}}
+        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(),
+                "terms": {"rate": bpp.mean(), "distortion": distortion, **terms}}
 
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
         loss, _, fake = self.adversary.step(x, out["x_ref"], out["y_hat"])

@@ -103,7 +103,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print, world: Optional[World] = None):
+    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print,
+                 world: Optional[World] = None):
         if cfg.precision not in PRECISIONS:
             raise PlicError(f"unknown precision {cfg.precision!r} (known: {', '.join(PRECISIONS)})")
         self.cfg = cfg
@@ -232,11 +233,10 @@ class Trainer:
         t_main, m_main = optimizer_to_tensors(self.opt, "main")
         t_aux, m_aux = optimizer_to_tensors(self.aux_opt, "aux")
         rng = self._rng_state()
-        _atomic_save_tensors(
-            {k: v for k, v in self.model.state_dict().items()},
-            self.out / "checkpoint.safetensors",
-            {"plic_model": self.model.registry_name, "plic_config": json.dumps(self.model.config())},
-        )
+        _atomic_save_tensors({k: v for k, v in self.model.state_dict().items()},
+                             self.out / "checkpoint.safetensors",
+                             {"plic_model": self.model.registry_name,
+                              "plic_config": json.dumps(self.model.config())})
         t_recipe, m_recipe = self.recipe.state()
         _atomic_save_tensors({**t_main, **t_aux, **rng, **t_recipe}, self.out / "optimizer.safetensors")
         state = {
@@ -302,7 +302,8 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if self.cfg.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], self.cfg.clip_grad)
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.opt.param_groups for p in g["params"]], self.cfg.clip_grad)
         self.opt.step()
         aux = self.model.aux_loss()
         if self.aux_opt is not None:
@@ -312,23 +313,12 @@ class Trainer:
         extra = self.recipe.after_step(out, x, lmbda)
         self.step += 1
         stats = distributed.mean_over_ranks(
-            {
-                "loss": float(losses["loss"]),
-                "bpp": float(losses["bpp"]),
-                "mse": float(losses["mse"]),
-                "aux": float(aux),
-                **extra,
-                **{f"term_{k}": float(v) for k, v in losses.get("terms", {}).items()},
-            },
-            self.world,
-            self.device,
-        )
+            {"loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": float(losses["mse"]),
+             "aux": float(aux), **extra,
+             **{f"term_{k}": float(v) for k, v in losses.get("terms", {}).items()}}, self.world, self.device)
         return {
-            "loss": stats["loss"],
-            "bpp": stats["bpp"],
-            "mse": stats["mse"],
-            "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)),
-            "aux": stats["aux"],
+            "loss": stats["loss"], "bpp": stats["bpp"], "mse": stats["mse"],
+            "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)), "aux": stats["aux"],
             "lr": self.opt.param_groups[0]["lr"],
             **{k: v for k, v in stats.items() if k in extra or k.startswith("term_")},
         }
@@ -353,15 +343,8 @@ class Trainer:
                 rec = codec.decode_file(bitstream.parse(enc.data))
                 bpps.append(enc.bpp)
                 psnrs.append(psnr(quantize_rgb(rec).cpu(), img.rgb))
-            rows.append(
-                {
-                    "step": self.step,
-                    "lambda": lam,
-                    "bpp": float(np.mean(bpps)),
-                    "psnr": float(np.mean(psnrs)),
-                    "images": len(self.eval_files),
-                }
-            )
+            rows.append({"step": self.step, "lambda": lam, "bpp": float(np.mean(bpps)),
+                         "psnr": float(np.mean(psnrs)), "images": len(self.eval_files)})
         return rows
 
     def _append_csv(self, name: str, rows: List[Dict]) -> None:
@@ -403,11 +386,10 @@ class Trainer:
         if main:
             _atomic_write_text(json.dumps(asdict(self.cfg), indent=1), self.out / "config.json")
         if self.world.distributed:
-            self.log(
-                f"data-parallel over {self.world.size} processes ({self.device.type}): "
-                f"{self.cfg.batch_size * self.world.size} crops per step"
-            )
-        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not (progress and main), dynamic_ncols=True, desc="train")
+            self.log(f"data-parallel over {self.world.size} processes ({self.device.type}): "
+                     f"{self.cfg.batch_size * self.world.size} crops per step")
+        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not (progress and main),
+                   dynamic_ncols=True, desc="train")
         pending: List[Dict] = []
         t0 = time.time()
         while self.step < self.cfg.steps:
@@ -429,10 +411,8 @@ class Trainer:
                     rows = self.evaluate()
                     self._append_csv("eval.csv", rows)
                     for r in rows:
-                        bar.write(
-                            f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
-                            f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)"
-                        )
+                        bar.write(f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
+                                  f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)")
                 distributed.barrier(self.world)
         bar.close()
         self.close()
@@ -442,16 +422,10 @@ class Trainer:
         if not distributed.replicas_agree(self.model, self.world, self.device):
             raise PlicError("data-parallel replicas ended with different weights (please report this)")
         if main:
-            training = {
-                "steps": self.step,
-                "data": self.cfg.data,
-                "processes": self.world.size,
-                "device": self.device.type,
-                "precision": self.cfg.precision,
-            }
-            zoo.save_weights(self.model, self.out / "model.safetensors", metadata={"plic_training": json.dumps(training)})
-            self.log(
-                f"wrote {self.out / 'model.safetensors'}"
-                + (f" ({self.world.size} replicas in agreement)" if self.world.distributed else "")
-            )
+            training = {"steps": self.step, "data": self.cfg.data, "processes": self.world.size,
+                        "device": self.device.type, "precision": self.cfg.precision}
+            zoo.save_weights(self.model, self.out / "model.safetensors",
+                             metadata={"plic_training": json.dumps(training)})
+            self.log(f"wrote {self.out / 'model.safetensors'}" +
+                     (f" ({self.world.size} replicas in agreement)" if self.world.distributed else ""))
         distributed.barrier(self.world)  # leave together: a rank tearing down gloo early can abort the others
