@@ -45,7 +45,8 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    firsts = [r for run in runs for r in read_rows(Path(run) / "train.csv")[:1]]
+    trains = [read_rows(Path(run) / "train.csv") for run in runs]  # read once: they can be long
+    firsts = [rows[0] for rows in trains if rows]
     proxy = any("proxy" in r for r in firsts)
     gan = any("g_loss" in r for r in firsts)
     panels = 4 + proxy + gan
@@ -56,9 +57,8 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
     drew = False
     colours: Dict[str, str] = {}  # one colour per evaluated lambda, across stages
     labelled: set = set()
-    for run in runs:
+    for run, train in zip(runs, trains, strict=True):
         run = Path(run)
-        train = read_rows(run / "train.csv")
         evals = read_rows(run / "eval.csv")
         if not train and not evals:
             raise PlicError(f"{run}: no train.csv or eval.csv (is it a plic train run folder?)")
