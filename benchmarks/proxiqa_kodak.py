@@ -49,7 +49,8 @@ def main() -> None:
     recipe = state["config"]["recipe_args"]
     metric, scale_fn = recipe["metric"], get_target(recipe["metric"])
     target, scale = scale_fn
-    proxy = build_proxy(recipe.get("proxy", "proxiqa"), scale=scale)
+    # the recipe records its proxy in the run state; runs from before that used the stacked network
+    proxy = build_proxy(state.get("recipe", {}).get("proxy", "proxiqa"), scale=scale)
     with safe_open(str(run / "optimizer.safetensors"), framework="pt") as f:
         proxy.load_state_dict({k[len("proxy_net."):]: f.get_tensor(k) for k in f.keys() if k.startswith("proxy_net.")})
     proxy.eval()

@@ -33,7 +33,7 @@ def _device(name: str) -> str:
               help="rd: mse (default) or ms-ssim distortion; proxiqa: vmaf (default), ssim or ms-ssim")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="proxiqa: weight of the proxy term against MSE")
-@click.option("--proxy-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--proxy-lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--proxy-warmup", type=click.IntRange(min=0), default=200, show_default=True,
               help="proxiqa: proxy-only steps before the codec learns from it")
 @click.option("--data", multiple=True, required=True, type=click.Path(), help="training image folder (repeatable)")

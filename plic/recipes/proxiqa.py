@@ -24,6 +24,7 @@ from typing import Any, Dict
 import torch
 import torch.nn.functional as F
 
+from plic.errors import PlicError
 from plic.iqa.proxy import build_proxy
 from plic.iqa.targets import get_target
 from plic.recipes.base import Recipe
@@ -35,8 +36,8 @@ from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 class ProxIQA(Recipe):
     name = "proxiqa"
 
-    def __init__(self, metric: str = "vmaf", alpha: float = 0.5, proxy: str = "proxiqa",
-                 proxy_lr: float = 1e-4, proxy_warmup: int = 200):
+    def __init__(self, metric: str = "vmaf", alpha: float = 0.5, proxy: str = "proxiqa-diff",
+                 proxy_lr: float = 1e-3, proxy_warmup: int = 200):
         self.metric = metric
         self.target, self.scale = get_target(metric)
         self.alpha = float(alpha)
@@ -94,9 +95,14 @@ class ProxIQA(Recipe):
     def state(self):
         tensors = {f"proxy_net.{k}": v for k, v in self.proxy.state_dict().items()}
         t_opt, m_opt = optimizer_to_tensors(self.opt, "proxy_opt")
-        return {**tensors, **t_opt}, {"k": self.k, "warmed": self.warmed, "optim": m_opt}
+        return {**tensors, **t_opt}, {"k": self.k, "warmed": self.warmed, "optim": m_opt, "proxy": self.proxy_name}
 
     def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
+        # runs older than the proxy's name in their state used the stacked network; the
+        # weights of one proxy would load silently into the other and compute another function
+        saved = meta.get("proxy", "proxiqa")
+        if saved != self.proxy_name:
+            raise PlicError(f"this run trained proxy {saved!r}; resume it with --recipe-arg proxy={saved}")
         self.proxy.load_state_dict({k[len("proxy_net."):]: v for k, v in tensors.items() if k.startswith("proxy_net.")})
         optimizer_from_tensors(self.opt, "proxy_opt", tensors, meta["optim"])
         self.k, self.warmed = meta["k"], meta["warmed"]
