@@ -107,7 +107,11 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")
-    axes[3].legend(fontsize=7)
+    if labelled:
+        axes[3].legend(fontsize=7)
+    else:  # runs trained with --eval-every 0: say so rather than leave an empty frame
+        axes[3].text(0.5, 0.5, "no Kodak evaluations\n(trained with --eval-every 0)", ha="center", va="center",
+                     transform=axes[3].transAxes, color="0.4")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     out = Path(out)
