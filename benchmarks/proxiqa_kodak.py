@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from proxy_learnability import tiles  # benchmarks/ is on the path of a script run from it
 from safetensors import safe_open
 
 from plic import bitstream, zoo
@@ -62,12 +63,10 @@ def main() -> None:
     c = args.crop
     for path in files:
         img = read_image(path)
+        ref = tiles(img.rgb, c)
         for q in [float(v) for v in args.qualities.split(",")]:
             enc = codec.encode(img, quality=q)
-            rec = quantize_rgb(codec.decode_file(bitstream.parse(enc.data))).cpu()
-            h, w = img.height // c * c, img.width // c * c
-            ref = img.rgb[..., :h, :w].unfold(2, c, c).unfold(3, c, c).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, c, c)
-            dis = rec[..., :h, :w].unfold(2, c, c).unfold(3, c, c).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, c, c)
+            dis = tiles(quantize_rgb(codec.decode_file(bitstream.parse(enc.data))).cpu(), c)
             true_all.append(target(ref, dis).numpy())
             with torch.no_grad():
                 proxy_all.append(proxy(ref, dis).numpy())

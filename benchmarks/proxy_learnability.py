@@ -46,6 +46,7 @@ def synthetic_pairs(data: RandomCrops, n: int, gen: torch.Generator):
 
 
 def tiles(img: torch.Tensor, c: int) -> torch.Tensor:
+    """The whole c x c tiles of a 1 x 3 x H x W image, as N x 3 x c x c (the ragged edge is left out)."""
     h, w = img.shape[-2] // c * c, img.shape[-1] // c * c
     return img[..., :h, :w].unfold(2, c, c).unfold(3, c, c).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, c, c)
 
@@ -67,8 +68,9 @@ def codec_pairs(args, gen: torch.Generator):
         sys.exit(f"no PNG images in {args.heldout}")
     for path in files:
         img = read_image(path).rgb
+        ref = tiles(img, args.crop)
         for lmbda in np.exp(np.linspace(lo, hi, 4)):
-            kx.append(tiles(img, args.crop))
+            kx.append(ref)
             ky.append(tiles(quantize_rgb(model(img, torch.tensor([float(lmbda)]))["x_hat"]), args.crop))
     return torch.cat(xs), torch.cat(ys), torch.cat(kx), torch.cat(ky)
 
