@@ -75,10 +75,10 @@ def main() -> None:  # noqa: C901
     ap.add_argument("--only", default="methods,rd,targets")
     ap.add_argument("--plans", default="sga+/mse,snic/mse,snic/ms-ssim", help="rd experiment: plan/distortion list")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
-                    help="pool the R-D rows of earlier runs (image chunks made with --skip) into --out; runs nothing")
+                    help="pool the R-D and target-rate rows of earlier runs (image chunks made with --skip) into --out; runs nothing")
     args = ap.parse_args()
     if args.merge:
-        merge_rd([Path(m) for m in args.merge], Path(args.out))
+        merge([Path(m) for m in args.merge], Path(args.out))
         return
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -153,22 +153,30 @@ def main() -> None:  # noqa: C901
     write_report(previous, out)
 
 
-def merge_rd(parts: list, out: Path) -> None:
-    """One report over several runs' R-D rows: the BD-rates are then those of the pooled mean curve."""
+def merge(parts: list, out: Path) -> None:
+    """One report over several runs (image chunks): pools the R-D and target-rate rows they all have.
+
+    BD-rates are then those of the pooled mean curve.
+    """
     runs = [json.loads(p.read_text()) for p in parts]
-    if any("rd" not in r for r in runs):
-        sys.exit("--merge: every file needs an R-D experiment (made with --only rd)")
-    lambdas = runs[0]["rd"]["lambdas"]
-    if any(r["rd"]["lambdas"] != lambdas for r in runs) or len({r["meta"]["fingerprint"] for r in runs}) != 1:
-        sys.exit("--merge: the runs differ in lambdas or model")
+    kinds = [k for k in ("rd", "targets") if all(k in r for r in runs)]
+    if not kinds:
+        sys.exit("--merge: the runs share no R-D (--only rd) or target-rate (--only targets) experiment")
+    if len({r["meta"]["fingerprint"] for r in runs}) != 1:
+        sys.exit("--merge: the runs used different models")
+    if "rd" in kinds and any(r["rd"]["lambdas"] != runs[0]["rd"]["lambdas"] for r in runs):
+        sys.exit("--merge: the R-D runs differ in lambdas")
+    if "targets" in kinds and len({r["targets"]["steps"] for r in runs}) != 1:
+        sys.exit("--merge: the target-rate runs differ in steps")
     images = [im for r in runs for im in r["meta"]["images"]]
     if len(set(images)) != len(images):
         sys.exit("--merge: an image appears in more than one run")
     result = {"meta": {**runs[0]["meta"], "images": images,
                        "machine": "; ".join(sorted({r["meta"]["machine"] for r in runs})),
                        "command": "python benchmarks/refine_kodak.py --merge " + " ".join(map(str, parts))
-                                  + f" --out {out}; the runs: " + "; ".join(r["meta"]["command"] for r in runs)},
-              "rd": {"lambdas": lambdas, "rows": [row for r in runs for row in r["rd"]["rows"]]}}
+                                  + f" --out {out}; the runs: " + "; ".join(r["meta"]["command"] for r in runs)}}
+    for kind in kinds:
+        result[kind] = {**runs[0][kind], "rows": [row for r in runs for row in r[kind]["rows"]]}
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     write_report(result, out)
 

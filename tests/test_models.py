@@ -54,3 +54,33 @@ def test_elic_codes_for_real(tmp_path):
     assert len(f.payloads) == 11  # 5 groups x 2 checkerboard halves + z
     pil2, _ = codec.decode(enc.data)
     assert np.array_equal(np.asarray(pil), np.asarray(pil2))
+
+
+def test_widening_the_latent_keeps_what_the_old_channels_computed():
+    # scripts/widen_latent.py grafts new latent channels onto a trained model
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "widen_latent.py"
+    spec = importlib.util.spec_from_file_location("widen_latent", path)
+    widen_latent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(widen_latent)
+    torch.manual_seed(1)
+    old = MeanScaleHyperprior(N=16, M=24).eval()
+    new = widen_latent.widen(old, 40).eval()
+    assert new.M == 40
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        y_old, y_new = old.g_a(x), new.g_a(x)
+        assert torch.equal(y_new[:, :24], y_old)
+        hyper_old, hyper_new = old.latent_codec["hyper"], new.latent_codec["hyper"]
+        z_old, z_new = hyper_old.h_a(y_old), hyper_new.h_a(y_new)
+        torch.testing.assert_close(z_new, z_old)
+        p_old, p_new = hyper_old.h_s(z_old.round()), hyper_new.h_s(z_new.round())
+        torch.testing.assert_close(p_new[:, :24], p_old[:, :24])  # scales
+        torch.testing.assert_close(p_new[:, 40:64], p_old[:, 24:])  # means
+        # the synthesis ignores new channels that quantize to zero
+        y_hat = torch.cat([y_old.round(), torch.zeros_like(y_new[:, 24:])], 1)
+        torch.testing.assert_close(new.g_s(y_hat), old.g_s(y_old.round()))
+        # and the new channels start near zero, so they cost (almost) no bits
+        assert y_new[:, 24:].abs().max() < 0.5 * y_old.abs().max()
