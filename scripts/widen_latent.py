@@ -12,9 +12,12 @@ steps than a session has, so the new channels are grafted onto the trained one
 What stays exactly as it was: the hyper latent z (the new y channels enter h_a
 through zero weights), the predicted means and scales of the old channels
 (new hidden units of h_s feed the old outputs through zero weights), and the
-reconstruction whenever the new channels quantize to zero. The new channels'
-own weights are random and small, because an all-zero
-block receives no gradient through the rounding and would never learn.
+reconstruction (the new channels enter the synthesis through zero weights).
+Each new channel starts as a scaled-down copy of an old one, with the copied
+channel's predicted mean and scale scaled alike: it rounds to zero at low rates
+and carries a coarse copy at high rates, which gives the zero synthesis weights
+a gradient. (New channels that always round to zero, the first attempt, get no
+gradient through the rounding and stayed unused after 3,000 steps.)
 """
 
 from __future__ import annotations
@@ -29,46 +32,53 @@ from plic.registry import build_model
 
 
 @torch.no_grad()
-def widen(old: torch.nn.Module, M: int, seed: int = 0) -> torch.nn.Module:
+def widen(old: torch.nn.Module, M: int, copy_gain: float = 0.1, seed: int = 0) -> torch.nn.Module:
+    """``old`` with M latent channels; new channel m + k starts as ``copy_gain`` times old channel k."""
     m = old.M
-    if M <= m:
-        raise SystemExit(f"--M {M} must exceed the model's M={m}")
+    if not m < M <= 2 * m:
+        raise SystemExit(f"--M {M} must lie in ({m}, {2 * m}]: each new channel copies an old one")
     torch.manual_seed(seed)
     new = build_model(old.registry_name, **dict(old.config(), M=M))
     src, dst = old.state_dict(), new.state_dict()
+    k = M - m  # new channels; they copy old channels 0..k-1
     h = 3 * m // 2  # h_s's middle width (M * 3 // 2)
     for key, t in src.items():
         if dst[key].shape == t.shape:
             dst[key].copy_(t)
-    # analysis: old output channels copied; new ones start near zero, so they
-    # round to zero and cost no bits until training finds a use for them
-    dst["g_a.6.weight"][:m] = src["g_a.6.weight"]
-    dst["g_a.6.weight"][m:] *= 0.05
-    dst["g_a.6.bias"][:m] = src["g_a.6.bias"]
-    dst["g_a.6.bias"][m:] = 0
-    # synthesis (ConvTranspose: weight is [in, out, k, k]): new inputs start small
+    # analysis: new channels are scaled copies of old ones. Scaled down, they
+    # round to zero at low rates (no bits) and to a coarse second description
+    # at high rates, where the synthesis then has a nonzero input to learn from.
+    # (Channels that always round to zero would get no gradient and stay dead.)
+    for name in ("g_a.6.weight", "g_a.6.bias"):
+        dst[name][:m] = src[name]
+        dst[name][m:] = copy_gain * src[name][:k]
+    # synthesis (ConvTranspose: weight is [in, out, k, k]): new inputs enter through
+    # zero weights, so the reconstruction is unchanged until training uses them
     dst["g_s.0.weight"][:m] = src["g_s.0.weight"]
-    dst["g_s.0.weight"][m:] *= 0.1
-    # hyper analysis: new y channels enter through zero weights, so z is unchanged
+    dst["g_s.0.weight"][m:] = 0
+    # hyper analysis: likewise, so z is unchanged
     dst["latent_codec.hyper.h_a.0.weight"][:, :m] = src["latent_codec.hyper.h_a.0.weight"]
     dst["latent_codec.hyper.h_a.0.weight"][:, m:] = 0
-    # hyper synthesis: deconv(N, M), deconv(M, 3M/2), conv(3M/2, 2M) -> [scales | means]
+    # hyper synthesis: deconv(N, M), deconv(M, 3M/2), conv(3M/2, 2M) -> [scales | means].
+    # Its new hidden units keep random inputs and start with zero outputs; the
+    # new channels' means and scales are the copied channels' times copy_gain,
+    # the exact distribution of a scaled copy.
     w0 = "latent_codec.hyper.h_s.0"
     dst[f"{w0}.weight"][:, :m] = src[f"{w0}.weight"]
     dst[f"{w0}.bias"][:m] = src[f"{w0}.bias"]
     w2 = "latent_codec.hyper.h_s.2"
     dst[f"{w2}.weight"][:m, :h] = src[f"{w2}.weight"]
-    dst[f"{w2}.weight"][m:, :h] = 0  # new hidden units do not reach the old ones
+    dst[f"{w2}.weight"][m:, :h] = 0
     dst[f"{w2}.bias"][:h] = src[f"{w2}.bias"]
     w4 = "latent_codec.hyper.h_s.4"
+    dst[f"{w4}.weight"].zero_()
+    dst[f"{w4}.bias"].zero_()
     for part in (0, 1):  # scales, then means
-        rows_old, rows_new = slice(part * m, (part + 1) * m), slice(part * M, part * M + m)
-        dst[f"{w4}.weight"][rows_new] = 0
-        dst[f"{w4}.weight"][rows_new, :h] = src[f"{w4}.weight"][rows_old]
-        dst[f"{w4}.bias"][rows_new] = src[f"{w4}.bias"][rows_old]
-        fresh = slice(part * M + m, (part + 1) * M)
-        dst[f"{w4}.weight"][fresh] *= 0.1
-        dst[f"{w4}.bias"][fresh] = 0
+        rows = slice(part * m, (part + 1) * m)
+        dst[f"{w4}.weight"][part * M: part * M + m, :h] = src[f"{w4}.weight"][rows]
+        dst[f"{w4}.bias"][part * M: part * M + m] = src[f"{w4}.bias"][rows]
+        dst[f"{w4}.weight"][part * M + m: (part + 1) * M, :h] = copy_gain * src[f"{w4}.weight"][rows][:k]
+        dst[f"{w4}.bias"][part * M + m: (part + 1) * M] = copy_gain * src[f"{w4}.bias"][rows][:k]
     new.load_state_dict(dst)
     return new
 
@@ -78,16 +88,18 @@ def main() -> None:
     ap.add_argument("weights")
     ap.add_argument("out")
     ap.add_argument("--M", type=int, required=True, help="new number of latent channels")
+    ap.add_argument("--copy-gain", type=float, default=0.1,
+                    help="new channels start as this multiple of the old channels they copy")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     old = zoo.load_weights(args.weights)
     if old.registry_name != "hyperprior":
         raise SystemExit(f"{args.weights}: only hyperprior models can be widened (got {old.registry_name})")
-    new = widen(old, args.M, args.seed)
+    new = widen(old, args.M, args.copy_gain, args.seed)
     # keep the training record, so ship_weights.py lists the stages before the widening
     earlier = json.loads(zoo.read_metadata(args.weights).get("plic_training", "{}")).get("stages", [])
     stage = {"steps": 0, "recipe": "widen", "note": f"latent channels M {old.M} -> {args.M} "
-             f"(scripts/widen_latent.py, seed {args.seed})"}
+             f"(scripts/widen_latent.py, copy gain {args.copy_gain:g}, seed {args.seed})"}
     fp = zoo.save_weights(new, args.out, metadata={"plic_training": json.dumps({"stages": earlier + [stage]})})
     print(f"{args.out}: M {old.M} -> {args.M}, fingerprint {fp.hex()}")
 

@@ -67,20 +67,23 @@ def test_widening_the_latent_keeps_what_the_old_channels_computed():
     spec.loader.exec_module(widen_latent)
     torch.manual_seed(1)
     old = MeanScaleHyperprior(N=16, M=24).eval()
-    new = widen_latent.widen(old, 40).eval()
+    new = widen_latent.widen(old, 40, copy_gain=0.1).eval()
     assert new.M == 40
     x = torch.rand(1, 3, 128, 128)
     with torch.no_grad():
         y_old, y_new = old.g_a(x), new.g_a(x)
         assert torch.equal(y_new[:, :24], y_old)
+        # new channel 24 + k starts as 0.1 x old channel k
+        torch.testing.assert_close(y_new[:, 24:], 0.1 * y_old[:, :16])
         hyper_old, hyper_new = old.latent_codec["hyper"], new.latent_codec["hyper"]
         z_old, z_new = hyper_old.h_a(y_old), hyper_new.h_a(y_new)
         torch.testing.assert_close(z_new, z_old)
         p_old, p_new = hyper_old.h_s(z_old.round()), hyper_new.h_s(z_new.round())
         torch.testing.assert_close(p_new[:, :24], p_old[:, :24])  # scales
         torch.testing.assert_close(p_new[:, 40:64], p_old[:, 24:])  # means
-        # the synthesis ignores new channels that quantize to zero
-        y_hat = torch.cat([y_old.round(), torch.zeros_like(y_new[:, 24:])], 1)
+        # the copies' scales and means are the copied channels', scaled alike
+        torch.testing.assert_close(p_new[:, 24:40], 0.1 * p_old[:, :16])
+        torch.testing.assert_close(p_new[:, 64:], 0.1 * p_old[:, 24:40])
+        # the synthesis ignores the new channels until training gives them weights
+        y_hat = torch.cat([y_old.round(), torch.randn_like(y_new[:, 24:])], 1)
         torch.testing.assert_close(new.g_s(y_hat), old.g_s(y_old.round()))
-        # and the new channels start near zero, so they cost (almost) no bits
-        assert y_new[:, 24:].abs().max() < 0.5 * y_old.abs().max()
