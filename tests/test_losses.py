@@ -244,3 +244,29 @@ def test_refiner_runs_after_decoding_only_when_the_file_says_so(tmp_path, sample
     with pytest.raises(BitstreamError, match="refiner"):
         other.decode_file(f)
     assert plain_model.config().get("refiner") is None
+
+
+def test_grow_latent_phases_in_the_new_channels_rate():
+    from types import SimpleNamespace
+
+    from plic.errors import PlicError
+    from plic.recipes import build_recipe
+    from plic.train.loss import RateDistortionLoss
+
+    recipe = build_recipe("grow-latent", free_from=4.0, hold=10.0, ramp=20.0)  # CLI values arrive as floats
+    trainer = SimpleNamespace(step=0, model=SimpleNamespace(M=6))
+    recipe.setup(trainer)
+    assert [recipe.rate_weight(s) for s in (0, 9, 10, 20, 30, 99)] == [0, 0, 0, 0.5, 1, 1]
+    x = torch.rand(2, 3, 16, 16)
+    lik_y = torch.rand(2, 6, 1, 1).clamp(0.01, 1)
+    out = {"x_hat": x * 0.9, "likelihoods": {"y": lik_y, "z": torch.full((2, 2, 1, 1), 0.5)}}
+    lmbda = torch.tensor([0.01, 0.1])
+    full = RateDistortionLoss()(out, x, lmbda)
+    new_bpp = float(-lik_y[:, 4:].log2().sum() / (2 * 16 * 16))
+    for step, w in ((0, 0.0), (20, 0.5), (30, 1.0)):
+        trainer.step = step
+        got = recipe.codec_loss(out, x, lmbda)
+        assert float(got["loss"]) == pytest.approx(float(full["loss"]) - (1 - w) * new_bpp, rel=1e-5)
+        assert float(got["bpp"]) == pytest.approx(float(full["bpp"]))  # the log always shows the full rate
+    with pytest.raises(PlicError):
+        build_recipe("grow-latent", free_from=6).setup(trainer)

@@ -20,10 +20,12 @@ def _device(name: str) -> str:
 @click.option("--model", "model_name", default="hyperprior", show_default=True, help="registered architecture")
 @click.option("--lambda", "lmbda", type=float, help="train a fixed-rate model at this lambda")
 @click.option("--lambda-range", nargs=2, type=float, help="train one variable-rate (QVRF) model over [MIN MAX]")
-@click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic", "st-lic"]), default="rd", show_default=True,
+@click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic", "st-lic", "grow-latent"]), default="rd",
+              show_default=True,
               help="rd: rate-distortion; proxiqa: optimise for --metric through a learned proxy (ProxIQA); "
                    "po-elic: perceptual finetuning under a rate target (PO-ELIC); st-lic: refiner and "
-                   "semi-decoupled perceptual objective, variable rate (ST-LIC)")
+                   "semi-decoupled perceptual objective, variable rate (ST-LIC); grow-latent: rate-distortion "
+                   "after scripts/widen_latent.py, the new channels' rate phased in (free_from=M_OLD)")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), help="po-elic: rate target")
 @click.option("--recipe-arg", "recipe_kv", multiple=True, metavar="KEY=VALUE",
               help="further recipe settings, e.g. l_adv=0.01 lambda_above=8 (repeatable)")
@@ -99,11 +101,15 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
     recipe_args = {}
     if recipe == "po-elic":
         recipe_args = {"target_bpp": target_bpp or 0.15}
-    if recipe in ("rd", "po-elic", "st-lic"):
+    if recipe == "grow-latent":
+        recipe_args = {"metric": metric or "mse"}
+        if not any(kv.partition("=")[0].strip() == "free_from" for kv in recipe_kv):
+            raise PlicError("--recipe grow-latent needs --recipe-arg free_from=M (the latent channels before widening)")
+    if recipe in ("rd", "po-elic", "st-lic", "grow-latent"):
         metric = metric or "mse"
         if metric not in ("mse", "ms-ssim"):
             raise PlicError(f"--metric {metric} is not a training distortion; use --recipe proxiqa --metric {metric}")
-        if metric != "mse" and recipe != "rd":
+        if metric != "mse" and recipe not in ("rd", "grow-latent"):
             raise PlicError(f"--recipe {recipe} has its own distortion; drop --metric")
         if metric == "ms-ssim" and crop < 256:
             raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")

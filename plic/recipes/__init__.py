@@ -18,6 +18,7 @@ RECIPES: Dict[str, Type[Recipe]] = {"rd": RateDistortion}
 
 
 def _register_builtin() -> None:
+    from plic.recipes.grow_latent import GrowLatent
     from plic.recipes.po_elic import POELIC
     from plic.recipes.proxiqa import ProxIQA
     from plic.recipes.st_lic import STLIC
@@ -25,6 +26,7 @@ def _register_builtin() -> None:
     RECIPES["proxiqa"] = ProxIQA
     RECIPES["st-lic"] = STLIC
     RECIPES["po-elic"] = POELIC
+    RECIPES["grow-latent"] = GrowLatent
 
 
 def build_recipe(name: str, **args) -> Recipe:
