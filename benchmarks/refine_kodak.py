@@ -75,7 +75,8 @@ def main() -> None:  # noqa: C901
     ap.add_argument("--only", default="methods,rd,targets")
     ap.add_argument("--plans", default="sga+/mse,snic/mse,snic/ms-ssim", help="rd experiment: plan/distortion list")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
-                    help="pool the R-D and target-rate rows of earlier runs (image chunks made with --skip) into --out; runs nothing")
+                    help="pool the rounding, R-D and target-rate rows of earlier runs (image chunks made with --skip) "
+                         "into --out; runs nothing")
     args = ap.parse_args()
     if args.merge:
         merge([Path(m) for m in args.merge], Path(args.out))
@@ -154,18 +155,20 @@ def main() -> None:  # noqa: C901
 
 
 def merge(parts: list, out: Path) -> None:
-    """One report over several runs (image chunks): pools the R-D and target-rate rows they all have.
+    """One report over several runs (image chunks): pools the rounding, R-D and target-rate rows they all have.
 
     BD-rates are then those of the pooled mean curve.
     """
     runs = [json.loads(p.read_text()) for p in parts]
-    kinds = [k for k in ("rd", "targets") if all(k in r for r in runs)]
+    kinds = [k for k in ("methods", "rd", "targets") if all(k in r for r in runs)]
     if not kinds:
-        sys.exit("--merge: the runs share no R-D (--only rd) or target-rate (--only targets) experiment")
+        sys.exit("--merge: the runs share no experiment (--only methods, rd or targets)")
     if len({r["meta"]["fingerprint"] for r in runs}) != 1:
         sys.exit("--merge: the runs used different models")
     if "rd" in kinds and any(r["rd"]["lambdas"] != runs[0]["rd"]["lambdas"] for r in runs):
         sys.exit("--merge: the R-D runs differ in lambdas")
+    if "methods" in kinds and len({(r["methods"]["lambda"], r["methods"]["steps"]) for r in runs}) != 1:
+        sys.exit("--merge: the rounding runs differ in lambda or steps")
     if "targets" in kinds and len({r["targets"]["steps"] for r in runs}) != 1:
         sys.exit("--merge: the target-rate runs differ in steps")
     images = [im for r in runs for im in r["meta"]["images"]]
