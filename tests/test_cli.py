@@ -186,6 +186,10 @@ def test_train_cli_small_run(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").exists()
     r = CliRunner().invoke(main, ["train", "--data", str(d), "--out", str(tmp_path / "r2")])
     _one_line_error(r, "exactly one of --lambda or --lambda-range")
+    r = CliRunner().invoke(main, ["train", "--recipe", "grow-latent", "--lambda", "0.0067", "--data", str(d),
+                                  "--out", str(tmp_path / "r3")])
+    _one_line_error(r, "needs --recipe-arg free_from=M")
+    assert not (tmp_path / "r3").exists()
 
 
 def test_a_bad_file_in_a_folder_does_not_stop_the_batch(run, sample_image, tmp_path):
