@@ -3,11 +3,13 @@
     python scripts/widen_latent.py plic/weights/hyperprior-mse-vr.safetensors runs/widened.safetensors --M 192
 
 Why: the shipped N=64/M=96 model saturates at high rates. Its transforms
-without any quantization reach only about 34 dB on Kodak, so past lambda 0.08
-extra bits buy almost nothing and JPEG overtakes it above ~1 bpp. More latent
-channels lift that ceiling; training a wider model from scratch costs more CPU
-steps than a session has, so the new channels are grafted onto the trained one
-(Net2Net-style) and the whole model is finetuned with ``plic train --init``.
+without any quantization reach only 33.03 dB on Kodak
+(benchmarks/transform_ceiling.md), so past lambda 0.08 extra bits buy almost
+nothing and JPEG overtakes it above ~1 bpp. More latent channels lift that
+ceiling; training a wider model from scratch costs more CPU steps than a session
+has, so the new channels are grafted onto the trained one (Net2Net-style) and
+the whole model is finetuned with ``plic train --recipe grow-latent
+--recipe-arg free_from=<old M> --init <this file>``.
 
 What stays exactly as it was: the hyper latent z (the new y channels enter h_a
 through zero weights), the predicted means and scales of the old channels
@@ -17,7 +19,7 @@ Each new channel starts as a scaled-down copy of an old one, with the copied
 channel's predicted mean and scale scaled alike: it rounds to zero at low rates
 and carries a coarse copy at high rates, which gives the zero synthesis weights
 a gradient. (New channels that always round to zero, the first attempt, get no
-gradient through the rounding and stayed unused after 3,000 steps.)
+gradient through the rounding: they stayed unused after 3,500 steps.)
 """
 
 from __future__ import annotations
