@@ -188,8 +188,12 @@ def test_train_cli_small_run(tmp_path):
     _one_line_error(r, "exactly one of --lambda or --lambda-range")
     r = CliRunner().invoke(main, ["train", "--recipe", "grow-latent", "--lambda", "0.0067", "--data", str(d),
                                   "--out", str(tmp_path / "r3")])
-    _one_line_error(r, "needs --recipe-arg free_from=M")
+    _one_line_error(r, "--recipe grow-latent needs --recipe-arg free_from=VALUE")
     assert not (tmp_path / "r3").exists()
+    r = CliRunner().invoke(main, ["train", "--recipe", "st-lic", "--recipe-arg", "foo=1", "--lambda", "0.0067",
+                                  "--data", str(d), "--out", str(tmp_path / "r4")])
+    _one_line_error(r, "--recipe st-lic has no setting 'foo'")
+    assert not (tmp_path / "r4").exists()
 
 
 def test_a_bad_file_in_a_folder_does_not_stop_the_batch(run, sample_image, tmp_path):

@@ -103,8 +103,6 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
         recipe_args = {"target_bpp": target_bpp or 0.15}
     if recipe == "grow-latent":
         recipe_args = {"metric": metric or "mse"}
-        if not any(kv.partition("=")[0].strip() == "free_from" for kv in recipe_kv):
-            raise PlicError("--recipe grow-latent needs --recipe-arg free_from=M (the latent channels before widening)")
     if recipe in ("rd", "po-elic", "st-lic", "grow-latent"):
         metric = metric or "mse"
         if metric not in ("mse", "ms-ssim"):
@@ -129,6 +127,10 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
             recipe_args[key.strip()] = float(value)
         except ValueError:
             recipe_args[key.strip()] = value.strip()
+    if recipe != "rd":  # the rd recipe takes --metric only (see Trainer)
+        from plic.recipes import check_args
+
+        check_args(recipe, recipe_args)  # before the run folder exists
     try:
         milestones = [float(v) for v in lr_milestones.split(",") if v.strip()]
     except ValueError:

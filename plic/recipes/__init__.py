@@ -9,6 +9,7 @@ must checkpoint. The default recipe is plain rate-distortion training.
 
 from __future__ import annotations
 
+import inspect
 from typing import Dict, Type
 
 from plic.errors import PlicError
@@ -29,11 +30,27 @@ def _register_builtin() -> None:
     RECIPES["grow-latent"] = GrowLatent
 
 
-def build_recipe(name: str, **args) -> Recipe:
+def check_args(name: str, args: Dict) -> None:
+    """Refuse settings the recipe does not take, and missing required ones, with one line each.
+
+    Called by the CLI before a run folder exists, and by :func:`build_recipe`.
+    """
     _register_builtin()
     if name not in RECIPES:
         raise PlicError(f"unknown recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
+    params = dict(inspect.signature(RECIPES[name].__init__).parameters)
+    params.pop("self", None)
+    unknown = sorted(set(args) - set(params))
+    if unknown:
+        raise PlicError(f"--recipe {name} has no setting {unknown[0]!r} (it takes: {', '.join(params)})")
+    missing = [p for p, v in params.items() if v.default is inspect.Parameter.empty and p not in args]
+    if missing:
+        raise PlicError(f"--recipe {name} needs --recipe-arg {missing[0]}=VALUE")
+
+
+def build_recipe(name: str, **args) -> Recipe:
+    check_args(name, args)
     return RECIPES[name](**args)
 
 
-__all__ = ["Recipe", "RateDistortion", "RECIPES", "build_recipe"]
+__all__ = ["Recipe", "RateDistortion", "RECIPES", "build_recipe", "check_args"]
