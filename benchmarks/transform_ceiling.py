@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -24,11 +23,8 @@ import numpy as np
 import torch
 
 from plic import zoo
+from plic.codec import psnr
 from plic.image_io import read_image
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return -10 * math.log10(float(((a.clamp(0, 1) - b) ** 2).mean()))
 
 
 @torch.no_grad()
@@ -36,18 +32,18 @@ def measure(model, x: torch.Tensor, lambdas, old_m: int | None) -> dict:
     pad_h, pad_w = (-x.shape[2]) % model.stride, (-x.shape[3]) % model.stride
     xp = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     crop = (slice(None), slice(None), slice(0, x.shape[2]), slice(0, x.shape[3]))
-    row = {"no_quantization_psnr": psnr(model.g_s(model.g_a(xp))[crop], x)}
+    row = {"no_quantization_psnr": psnr(model.g_s(model.g_a(xp))[crop].clamp(0, 1), x)}
     pixels = x.shape[2] * x.shape[3]
     for lam in lambdas:
         out = model(xp, lam)
         bits_y = -out["likelihoods"]["y"].log2().sum((0, 2, 3))
         bits_z = -out["likelihoods"]["z"].log2().sum()
-        r = {"bpp": float(bits_y.sum() + bits_z) / pixels, "psnr": psnr(out["x_hat"][crop], x)}
+        r = {"bpp": float(bits_y.sum() + bits_z) / pixels, "psnr": psnr(out["x_hat"][crop].clamp(0, 1), x)}
         if old_m is not None:
             y_hat = out["y_hat"].clone()
             y_hat[:, old_m:] = 0
             r["bpp_new_channels"] = float(bits_y[old_m:].sum()) / pixels
-            r["psnr_new_channels_zeroed"] = psnr(model.g_s(y_hat)[crop], x)
+            r["psnr_new_channels_zeroed"] = psnr(model.g_s(y_hat)[crop].clamp(0, 1), x)
         row[f"{lam:g}"] = r
     return row
 

@@ -14,20 +14,18 @@ always the full rate.
 
 from __future__ import annotations
 
-import math
-
 from plic.errors import PlicError
 from plic.recipes.base import Recipe
-from plic.train.loss import RateDistortionLoss
+from plic.train.loss import RateDistortionLoss, bpp_per_item
 
 
 class GrowLatent(Recipe):
     name = "grow-latent"
 
     def __init__(self, free_from: int, hold: int = 1000, ramp: int = 3000, metric: str = "mse"):
-        if int(free_from) < 1 or int(hold) < 0 or int(ramp) < 0:
-            raise PlicError("grow-latent needs free_from >= 1, hold >= 0 and ramp >= 0")
         self.free_from, self.hold, self.ramp = int(free_from), int(hold), int(ramp)
+        if self.free_from < 1 or self.hold < 0 or self.ramp < 0:
+            raise PlicError("grow-latent needs free_from >= 1, hold >= 0 and ramp >= 0")
         self.loss_fn = RateDistortionLoss(metric)
 
     def setup(self, trainer) -> None:
@@ -45,7 +43,6 @@ class GrowLatent(Recipe):
         losses = self.loss_fn(out, x, lmbda)
         w = self.rate_weight(self.trainer.step)
         if w < 1:
-            n, _, h, wd = x.shape
-            new_bits = -out["likelihoods"]["y"][:, self.free_from:].log().sum() / math.log(2)
-            losses["loss"] = losses["loss"] - (1 - w) * new_bits / (n * h * wd)
+            new_bpp = bpp_per_item({"y": out["likelihoods"]["y"][:, self.free_from:]}, x.shape[2] * x.shape[3])
+            losses["loss"] = losses["loss"] - (1 - w) * new_bpp.mean()
         return {**losses, "terms": {"new_rate_weight": w}}
