@@ -59,8 +59,8 @@ def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: f
            tile: int, margin: int) -> torch.Tensor:
     """Apply a fully convolutional ``fn`` over overlapping tiles of ``x``.
 
-    ``scale`` is output size / input size (1/16 for analysis, 16 for
-    synthesis); ``tile`` and ``margin`` are in input units and multiples of
+    ``scale`` is output size / input size (1/16 for a stride-16 analysis, 16
+    for its synthesis); ``tile`` and ``margin`` are in input units and multiples of
     1/scale when scale < 1.
     """
     _, _, h, w = x.shape
@@ -118,9 +118,15 @@ class Codec:
         self.entropy = copy.deepcopy(model.latent_codec).cpu().double().eval()
         self.name = model.registry_name
         self.stride = model.stride
+        self.y_stride = model.y_stride
+        self.label: Optional[str] = None  # the shipped name, when loaded by name
         self._shape_template = None
 
     # ------------------------------------------------------------------ rate
+    def pick(self, lmbda: float) -> "Codec":
+        """The codec that codes at ``lmbda``: this one (a :class:`plic.ladder.CodecLadder` picks a rung)."""
+        return self
+
     def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
         m = self.model
         if quality is not None and lmbda is not None:
@@ -155,7 +161,7 @@ class Codec:
         ph, pw = (-h) % self.stride, (-w) % self.stride
         # replicate padding costs fewer bits than zeros and is cropped away
         x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
-        return _tiled(self.g_a, x, 1 / 16, TILE, MARGIN).cpu().double()
+        return _tiled(self.g_a, x, 1 / self.y_stride, TILE, MARGIN).cpu().double()
 
     def latents(self, img: PlanarImage, lmbda: float, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """What the entropy coder codes: the analysis output divided by the QVRF step.
@@ -295,7 +301,7 @@ class Codec:
         ph, pw = h + (-h) % self.stride, w + (-w) % self.stride
         if self._shape_template is None:
             self._shape_template = shape_template(self.entropy)
-        return latent_shapes(self.entropy, ph // 16, pw // 16, self._shape_template)
+        return latent_shapes(self.entropy, ph // self.y_stride, pw // self.y_stride, self._shape_template)
 
     @torch.no_grad()
     def decode_file(self, f: PlicFile) -> torch.Tensor:
@@ -309,7 +315,8 @@ class Codec:
         except (ValueError, RuntimeError, AssertionError, IndexError, TypeError) as exc:
             raise BitstreamError(f"corrupt payload ({type(exc).__name__})") from None
         y_hat = (out["y_hat"] * self._step(hd.lmbda)).to(self.device, self.dtype)
-        x_hat = _tiled(self.g_s, y_hat, 16, TILE // 16, MARGIN // 16)
+        s = self.y_stride
+        x_hat = _tiled(self.g_s, y_hat, s, TILE // s, MARGIN // s)
         x_hat = x_hat[:, :, : hd.height, : hd.width]
         if hd.flags & bitstream.FLAG_REFINER:
             if self.refiner is None:

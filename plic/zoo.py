@@ -15,7 +15,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from safetensors import safe_open
@@ -33,6 +33,10 @@ PRETRAINED: Dict[str, str] = {
     "elic": "elic-mse-vr.safetensors",
 }
 DEFAULT_MODEL = "hyperprior"
+#: model -> (its high-rate partner, the lambda above which the partner codes):
+#: ``plic.ladder`` makes the pair one codec. The switch was measured on
+#: training crops with ``scripts/ladder_switch.py``.
+HIGH_RATE: Dict[str, Tuple[str, float]] = {}
 #: model -> its perceptual variant (``plic compress --perceptual``)
 PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 

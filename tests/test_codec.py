@@ -151,6 +151,33 @@ def test_tiled_transforms_match_whole_image(tiny_codec, sample_image, monkeypatc
     assert (rec_tiled - rec_whole).abs().max() < 1e-4
 
 
+def test_stride8_model_codes_any_size_and_tiles_like_the_whole_image(tmp_path, monkeypatch):
+    """levels=3: y at 1/8 of the image side; padding, tiling and shape checks follow the model."""
+    from plic.models import MeanScaleHyperprior
+
+    torch.manual_seed(7)
+    path = tmp_path / "s8.safetensors"
+    zoo.save_weights(MeanScaleHyperprior(N=16, M=24, levels=3, lambda_min=0.01, lambda_max=0.5), path)
+    codec = Codec(zoo.load_weights(path))
+    assert (codec.stride, codec.y_stride) == (32, 8)
+    assert zoo.load_weights(path).config()["levels"] == 3  # the file rebuilds the 3-level model
+    for h, w in [(1, 1), (33, 70), (96, 40)]:
+        arr = np.random.default_rng(h + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        img, data, pil, f = _roundtrip(codec, _save(tmp_path, arr))
+        assert pil.size == (w, h)
+        assert f.header.shapes["y"] == (-(-h // 32) * 4, -(-w // 32) * 4)
+    arr = np.random.default_rng(0).integers(0, 256, (200, 150, 3), dtype=np.uint8)
+    img = read_image(_save(tmp_path, arr))
+    whole = codec.encode(img, quality=4).data
+    rec_whole = codec.decode_file(bitstream.parse(whole))
+    monkeypatch.setattr(codec_mod, "TILE", 64)
+    monkeypatch.setattr(codec_mod, "MARGIN", 64)
+    tiled = codec.encode(img, quality=4).data
+    assert abs(len(tiled) - len(whole)) <= 0.01 * len(whole)
+    # the same file through the tiled synthesis
+    assert (codec.decode_file(bitstream.parse(whole)) - rec_whole).abs().max() < 1e-4
+
+
 def test_other_weights_are_refused(tiny_codec, sample_plic, tmp_path):
     from plic.models import MeanScaleHyperprior
 

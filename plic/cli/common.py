@@ -28,18 +28,18 @@ def require_device(device: str) -> None:
 
 
 def load_codec(model: Optional[str], model_path: Optional[str], device: str, fast: bool = False):
-
+    """A weight file as a codec, or a shipped model (with its high-rate partner, if it has one)."""
     from plic.codec import Codec
-    from plic.zoo import DEFAULT_MODEL, load_model, load_weights
+    from plic.ladder import shipped_codec
+    from plic.zoo import DEFAULT_MODEL, load_weights
 
     require_device(device)
     if model_path:
         m = load_weights(model_path, device)
         if model and m.registry_name != model:
             raise PlicError(f"{model_path} holds a {m.registry_name!r} model, not {model!r}")
-    else:
-        m = load_model(model or DEFAULT_MODEL, device)
-    return Codec(m, device=device, exact=not fast)
+        return Codec(m, device=device, exact=not fast)
+    return shipped_codec(model or DEFAULT_MODEL, device, exact=not fast)
 
 
 def plan_outputs(inp: Path, out: Optional[Path], in_suffixes: Iterable[str], out_suffix: str,

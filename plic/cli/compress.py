@@ -104,7 +104,8 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
         lam = bitstream.parse(enc.data).header.lmbda
         if refine != "none":
             before = enc
-            enc = _refined(codec, img, lam, refine, steps, rounding, lr, metric, seed, bpp if targeted else None,
+            # the model that coded at this lambda (one rung of a ladder) is the one refined for
+            enc = _refined(codec.pick(lam), img, lam, refine, steps, rounding, lr, metric, seed, bpp if targeted else None,
                            target_psnr if targeted else None, quiet or folder, refine_lambda)
         f = bitstream.parse(enc.data)
         if refine != "none" and bpp is not None and targeted and enc.bpp > bpp * 1.05:
@@ -117,7 +118,8 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
         if verify:
             r["psnr"] = psnr(rec, img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
-        r["msg"] += f", {enc.seconds:.2f} s encode ({model or codec.name}, lambda {f.header.lmbda:.5g})"
+        used = codec.pick(f.header.lmbda).label or model or codec.name
+        r["msg"] += f", {enc.seconds:.2f} s encode ({used}, lambda {f.header.lmbda:.5g})"
         if before is not None:
             r["msg"] += "\n  " + _comparison(codec, img, before, enc, rec, metric)
         return r

@@ -45,6 +45,8 @@ class VariableRateCodec(CompressionModel):
 
     #: total down-sampling factor of the deepest latent: inputs are padded to it.
     stride: int = 64
+    #: down-sampling factor of the latent y, the synthesis' input
+    y_stride: int = 16
     registry_name: str = "?"
 
     def __init__(self, lambda_min: float, lambda_max: float, lambda_ref: float | None = None, **kwargs):
