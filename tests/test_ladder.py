@@ -79,3 +79,29 @@ def test_shipped_name_with_a_partner_loads_as_a_ladder(monkeypatch, ladder):
     pair = ladder_mod.shipped_codec("tiny-low")
     assert isinstance(pair, CodecLadder)
     assert (pair.low.label, pair.high.label, pair.switch) == ("tiny-low", "tiny-high", pytest.approx(0.03))
+
+
+def test_compress_codes_high_lambdas_with_the_partner_and_decompress_finds_it(monkeypatch, ladder, sample_image,
+                                                                              tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from plic.cli import main
+
+    monkeypatch.setitem(zoo.PRETRAINED, "tiny-low", ladder.low.model.weights_path)
+    monkeypatch.setitem(zoo.PRETRAINED, "tiny-high", ladder.high.model.weights_path)
+    monkeypatch.setitem(zoo.HIGH_RATE, "tiny-low", ("tiny-high", 0.03))
+    runner = CliRunner()
+    for lam, rung, name in ((0.01, ladder.low, "tiny-low"), (0.3, ladder.high, "tiny-high")):
+        out = tmp_path / f"{lam}.plic"
+        r = runner.invoke(main, ["compress", str(sample_image), "-o", str(out), "--model", "tiny-low",
+                                 "--lambda", str(lam)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert f"({name}, lambda" in r.output
+        assert bitstream.parse(out.read_bytes()).header.fingerprint == rung.model.fingerprint
+        r = runner.invoke(main, ["info", str(out)], catch_exceptions=False)
+        assert r.exit_code == 0 and name in r.output, r.output
+        png = tmp_path / f"{lam}.png"
+        r = runner.invoke(main, ["decompress", str(out), "-o", str(png)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(rung.decode(out.read_bytes())[0]))
