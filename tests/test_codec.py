@@ -151,21 +151,23 @@ def test_tiled_transforms_match_whole_image(tiny_codec, sample_image, monkeypatc
     assert (rec_tiled - rec_whole).abs().max() < 1e-4
 
 
-def test_stride8_model_codes_any_size_and_tiles_like_the_whole_image(tmp_path, monkeypatch):
-    """levels=3: y at 1/8 of the image side; padding, tiling and shape checks follow the model."""
+@pytest.mark.parametrize("levels", [2, 3])
+def test_finer_latent_model_codes_any_size_and_tiles_like_the_whole_image(tmp_path, monkeypatch, levels):
+    """levels=3 / 2: y at 1/8 / 1/4 of the image side; padding, tiling and shape checks follow the model."""
     from plic.models import MeanScaleHyperprior
 
     torch.manual_seed(7)
-    path = tmp_path / "s8.safetensors"
-    zoo.save_weights(MeanScaleHyperprior(N=16, M=24, levels=3, lambda_min=0.01, lambda_max=0.5), path)
+    path = tmp_path / "fine.safetensors"
+    zoo.save_weights(MeanScaleHyperprior(N=16, M=24, levels=levels, lambda_min=0.01, lambda_max=0.5), path)
     codec = Codec(zoo.load_weights(path))
-    assert (codec.stride, codec.y_stride) == (32, 8)
-    assert zoo.load_weights(path).config()["levels"] == 3  # the file rebuilds the 3-level model
+    s = 2**levels
+    assert (codec.stride, codec.y_stride) == (4 * s, s)
+    assert zoo.load_weights(path).config()["levels"] == levels  # the file rebuilds the model
     for h, w in [(1, 1), (33, 70), (96, 40)]:
         arr = np.random.default_rng(h + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
         img, data, pil, f = _roundtrip(codec, _save(tmp_path, arr))
         assert pil.size == (w, h)
-        assert f.header.shapes["y"] == (-(-h // 32) * 4, -(-w // 32) * 4)
+        assert f.header.shapes["y"] == (-(-h // (4 * s)) * 4, -(-w // (4 * s)) * 4)
     arr = np.random.default_rng(0).integers(0, 256, (200, 150, 3), dtype=np.uint8)
     img = read_image(_save(tmp_path, arr))
     whole = codec.encode(img, quality=4).data

@@ -30,9 +30,10 @@ class MeanScaleHyperprior(VariableRateCodec):
     N: channels of the transforms; M: channels of the latent y.
     lambda_min, lambda_max: trained Lagrange multiplier range (QVRF).
     levels: stride-2 stages of the analysis transform: 4 (y at 1/16 of the
-        image side, as in the paper) or 3 (1/8). With 3 the latent has four
-        times the elements: more bits are spent on the hyperprior at low
-        rates, but a narrow model's transforms reach far higher quality at
+        image side, as in the paper), 3 (1/8) or 2 (1/4); the innermost stages
+        then keep the resolution. A finer latent has 4 or 16 times the
+        elements: more bits go to side information at low rates, but a narrow
+        model is no longer squeezed through 0.375 latent values per pixel at
         high rates (benchmarks/README.md, "Where the default model saturates").
     """
 
@@ -47,19 +48,22 @@ class MeanScaleHyperprior(VariableRateCodec):
         levels: int = 4,
     ):
         super().__init__(lambda_min, lambda_max, lambda_ref)
-        if levels not in (3, 4):
-            raise ValueError("levels must be 3 or 4")
+        if levels not in (2, 3, 4):
+            raise ValueError("levels must be 2, 3 or 4")
         self.N, self.M, self.levels = int(N), int(M), int(levels)
         # y is 2**levels smaller than the image, z another 4 times (h_a's two stride-2 stages)
         self.y_stride = 2**levels
         self.stride = self.y_stride * 4
-        inner = 2 if levels == 4 else 1  # stride of the innermost analysis / synthesis stage
+        # the four stages halve the resolution from the outside in; the innermost
+        # 4 - levels stages keep it
+        s = [2 if i < levels else 1 for i in range(4)]
         self.g_a = nn.Sequential(
-            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M, stride=inner)
+            conv(3, N, stride=s[0]), GDN(N), conv(N, N, stride=s[1]), GDN(N),
+            conv(N, N, stride=s[2]), GDN(N), conv(N, M, stride=s[3]),
         )
         self.g_s = nn.Sequential(
-            deconv(M, N, stride=inner), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True),
+            deconv(M, N, stride=s[3]), GDN(N, inverse=True),
+            deconv(N, N, stride=s[2]), GDN(N, inverse=True),
             deconv(N, N), GDN(N, inverse=True),
             deconv(N, 3),
         )

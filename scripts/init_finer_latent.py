@@ -1,17 +1,18 @@
-"""Start a stride-8 (``levels=3``) hyperprior from a trained stride-16 one.
+"""Start a hyperprior with a finer latent (stride 8 or 4) from a trained stride-16 one.
 
-    python scripts/init_stride8.py plic/weights/hyperprior-mse-vr.safetensors runs/s8/init.safetensors \
-        --lambda-range 0.008 1.0
+    python scripts/init_finer_latent.py plic/weights/hyperprior-mse-vr.safetensors runs/s8/init.safetensors \
+        --levels 3 --lambda-range 0.008 1.0
 
 Why: the shipped N=64/M=96 model's transforms reach only 33.03 dB on Kodak even
 without quantization (benchmarks/transform_ceiling.md): 96 latent values per
 16x16x3 pixels is too tight a bottleneck for such narrow transforms, and
 widening the latent to 192 channels lifted the ceiling by only 0.7 dB. Taking
-one stride-2 stage out gives the latent four times the values at the same
-width. The outer three stages of each transform operate at the same
-resolutions as before, so they are copied and keep what they learnt; every
-other tensor whose shape still fits is copied too (the innermost stages now run
-at stride 1: their kernels are only a starting point), the rest starts fresh.
+one stride-2 stage out (``levels=3``) gives the latent four times the values at
+the same width, two (``levels=2``) sixteen times. The outer stages of each
+transform that keep their stride operate at the same resolutions as before, so
+they are copied and keep what they learnt; every other tensor whose shape still
+fits is copied too (the stages now at stride 1 get the old kernels only as a
+starting point), the rest starts fresh.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from plic.registry import build_model
 
 
 @torch.no_grad()
-def stride8_from(old: torch.nn.Module, M: int, lambda_min: float, lambda_max: float,
-                 seed: int = 0) -> tuple[torch.nn.Module, list[str]]:
-    """A ``levels=3`` model with ``old``'s transforms where shapes allow; returns it and the fresh keys."""
+def finer_from(old: torch.nn.Module, M: int, levels: int, lambda_min: float, lambda_max: float,
+               seed: int = 0) -> tuple[torch.nn.Module, list[str]]:
+    """A model with ``levels`` stride-2 stages and ``old``'s weights where shapes allow; returns it and the fresh keys."""
     if getattr(old, "levels", 4) != 4:
         raise SystemExit("the source model must be a 4-level (stride-16) hyperprior")
     torch.manual_seed(seed)
-    cfg = dict(old.config(), M=M, levels=3, lambda_min=lambda_min, lambda_max=lambda_max)
+    cfg = dict(old.config(), M=M, levels=levels, lambda_min=lambda_min, lambda_max=lambda_max)
     new = build_model(old.registry_name, **cfg)
     src, dst = old.state_dict(), new.state_dict()
     params = {k for k, _ in new.named_parameters()}
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("weights")
     ap.add_argument("out")
     ap.add_argument("--M", type=int, help="latent channels (default: the source model's)")
+    ap.add_argument("--levels", type=int, choices=(2, 3), default=3, help="stride-2 stages left (latent stride 2**levels)")
     ap.add_argument("--lambda-range", nargs=2, type=float, required=True, metavar=("MIN", "MAX"))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -58,10 +60,10 @@ def main() -> None:
     if old.registry_name != "hyperprior":
         raise SystemExit(f"{args.weights}: only hyperprior models (got {old.registry_name})")
     M = args.M or old.M
-    new, fresh = stride8_from(old, M, *args.lambda_range, seed=args.seed)
+    new, fresh = finer_from(old, M, args.levels, *args.lambda_range, seed=args.seed)
     earlier = json.loads(zoo.read_metadata(args.weights).get("plic_training", "{}")).get("stages", [])
-    stage = {"steps": 0, "recipe": "stride8", "note": f"levels 4 -> 3, M {old.M} -> {M}, lambda "
-             f"{args.lambda_range[0]:g}..{args.lambda_range[1]:g} (scripts/init_stride8.py, seed {args.seed}); "
+    stage = {"steps": 0, "recipe": "finer-latent", "note": f"levels 4 -> {args.levels}, M {old.M} -> {M}, lambda "
+             f"{args.lambda_range[0]:g}..{args.lambda_range[1]:g} (scripts/init_finer_latent.py, seed {args.seed}); "
              f"{len(fresh)} tensors fresh"}
     fp = zoo.save_weights(new, args.out, metadata={"plic_training": json.dumps({"stages": earlier + [stage]})})
     print(f"{args.out}: stride {old.stride} -> {new.stride}, M {old.M} -> {M}, "
