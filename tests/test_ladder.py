@@ -105,3 +105,21 @@ def test_compress_codes_high_lambdas_with_the_partner_and_decompress_finds_it(mo
         r = runner.invoke(main, ["decompress", str(out), "-o", str(png)], catch_exceptions=False)
         assert r.exit_code == 0, r.output
         assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), np.asarray(rung.decode(out.read_bytes())[0]))
+
+
+def test_benchmark_codec_of_a_shipped_name_is_the_ladder(monkeypatch, ladder, sample_image):
+    from plic.eval import learned
+
+    monkeypatch.setitem(zoo.PRETRAINED, "tiny-low", ladder.low.model.weights_path)
+    monkeypatch.setitem(zoo.PRETRAINED, "tiny-high", ladder.high.model.weights_path)
+    monkeypatch.setitem(zoo.HIGH_RATE, "tiny-low", ("tiny-high", 0.03))
+    learned._load_codec.cache_clear()
+    c = learned.make_codec("plic:tiny-low")
+    version = c.version()
+    # new weights on either rung must invalidate cached benchmark points
+    assert ladder.low.model.fingerprint.hex()[:16] in version and ladder.high.model.fingerprint.hex()[:16] in version
+    rgb = np.asarray(read_image(sample_image).rgb[0].permute(1, 2, 0).mul(255).round().byte())
+    data = c.encode(rgb, 8.0)  # quality 8: lambda 0.0932, above the switch
+    assert bitstream.parse(data).header.fingerprint == ladder.high.model.fingerprint
+    assert c.decode(data).shape == rgb.shape
+    learned._load_codec.cache_clear()
