@@ -2,11 +2,12 @@
 
 One small model cannot be good at every rate. The default hyperprior
 (stride 16, N=64, M=96) is efficient at low rates but saturates at high ones:
-its transforms reach only 33 dB on Kodak even without quantization. Its
-stride-8 partner has four times the latent values per pixel and keeps gaining
-where it stops, but spends more on side information at low rates. CompressAI's
-zoo does the same for its models (bmshj2018: N=128/M=192 for qualities 1-5,
-N=192/M=320 for 6-8).
+its transforms reach only 33 dB on Kodak even without quantization. A partner
+built for high rates (more latent channels, or a finer latent: ``levels`` of
+the hyperprior) gains where it stops, but spends more on side information at
+low rates. CompressAI's zoo does the same for its models (bmshj2018:
+N=128/M=192 for qualities 1-5, N=192/M=320 for 6-8). No partner ships yet
+(``plic.zoo.HIGH_RATE``; benchmarks/README.md says why).
 
 Both models are trained for the same MSE Lagrangian, so a lambda means the
 same trade-off in either: the ladder codes with the low-rate model up to
@@ -21,12 +22,14 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import torch
 
 from plic import bitstream
 from plic.bitstream import PlicFile
 from plic.codec import Codec, EncodeResult, psnr
 from plic.errors import PlicError
 from plic.image_io import PlanarImage, quantize_rgb
+from plic.models.base import check_lambda_range
 
 
 class CodecLadder:
@@ -51,9 +54,10 @@ class CodecLadder:
 
     def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
         if lmbda is not None and quality is None:
-            lo, hi = self.lambda_range
-            if not lo * (1 - 1e-6) <= lmbda <= hi * (1 + 1e-6):
-                raise PlicError(f"lambda {lmbda:g} is outside this model's range [{lo:g}, {hi:g}]")
+            try:
+                check_lambda_range(lmbda, *self.lambda_range)
+            except ValueError as exc:
+                raise PlicError(str(exc)) from None
             return float(np.float32(lmbda))
         return self.low.resolve_lambda(quality, lmbda)
 
@@ -62,19 +66,24 @@ class CodecLadder:
         lam = self.resolve_lambda(quality, lmbda)
         return self.pick(lam).encode(img, lmbda=lam)
 
+    def _low_at_switch(self, img: PlanarImage) -> tuple[torch.Tensor, PlicFile]:
+        """The low-rate model's analysis of ``img`` and its file at the switch (the analysis is reused)."""
+        y = self.low.analysis(img)
+        return y, self.low.encode_planes(img, self.switch, y)
+
     def encode_to_bpp(self, img: PlanarImage, bpp: float, **kw) -> EncodeResult:
         """The low-rate model's search if its file at the switch is at least ``bpp``, else the partner's."""
-        at_switch = self.low.encode(img, lmbda=self.switch)
-        if bpp <= at_switch.bpp:
-            return self.low.encode_to_bpp(img, bpp, **kw)
+        y, at_switch = self._low_at_switch(img)
+        if bpp <= 8 * len(bitstream.pack(at_switch)) / (img.height * img.width):
+            return self.low.encode_to_bpp(img, bpp, y=y, **kw)
         return self.high.encode_to_bpp(img, bpp, **kw)
 
     def encode_to_psnr(self, img: PlanarImage, target: float, **kw) -> EncodeResult:
         """As :meth:`encode_to_bpp`, on the PSNR of the low-rate model's file at the switch."""
-        at_switch = self.low.encode(img, lmbda=self.switch)
-        rec = quantize_rgb(self.low.decode_file(bitstream.parse(at_switch.data))).cpu()
+        y, at_switch = self._low_at_switch(img)
+        rec = quantize_rgb(self.low.decode_file(at_switch)).cpu()
         if target <= psnr(rec, img.rgb):
-            return self.low.encode_to_psnr(img, target, **kw)
+            return self.low.encode_to_psnr(img, target, y=y, **kw)
         return self.high.encode_to_psnr(img, target, **kw)
 
     def _for_file(self, f: PlicFile) -> Codec:

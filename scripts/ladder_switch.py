@@ -1,7 +1,7 @@
 """Measure the lambda above which a high-rate partner codes better than the low-rate model.
 
     python scripts/ladder_switch.py --low plic/weights/hyperprior-mse-vr.safetensors \
-        --high runs/hyperprior-s8-m96/model.safetensors --data ../shared/datasets/train \
+        --high runs/hyperprior-m192-high/model.safetensors --data ../shared/datasets/train \
         --out benchmarks/ladder_switch
 
 Both models minimise the same Lagrangian, ``R + lambda * 255^2 * MSE`` (bpp,
@@ -31,7 +31,7 @@ from plic.train.data import find_images
 
 
 def crops(data: str, count: int, size: int, seed: int) -> list[torch.Tensor]:
-    files = [p for p in find_images([data])]
+    files = find_images([data])
     rng = np.random.default_rng(seed)
     out = []
     for i in rng.permutation(len(files)):

@@ -34,6 +34,13 @@ from torch import Tensor
 COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
 
+def check_lambda_range(lmbda: float, lambda_min: float, lambda_max: float) -> None:
+    """ValueError unless ``lmbda`` lies in [lambda_min, lambda_max]."""
+    # a small tolerance: lambdas round-trip through float32 in the header
+    if not lambda_min * (1 - 1e-6) <= lmbda <= lambda_max * (1 + 1e-6):
+        raise ValueError(f"lambda {lmbda:g} is outside this model's range [{lambda_min:g}, {lambda_max:g}]")
+
+
 class VariableRateCodec(CompressionModel):
     """Base class: subclasses define ``g_a``, ``g_s`` and ``latent_codec``.
 
@@ -102,13 +109,7 @@ class VariableRateCodec(CompressionModel):
         return math.exp(math.log(self.lambda_min) * (1 - t) + math.log(self.lambda_max) * t)
 
     def check_lambda(self, lmbda: float) -> None:
-        # a small tolerance: lambdas round-trip through float32 in the header
-        lo, hi = self.lambda_min * (1 - 1e-6), self.lambda_max * (1 + 1e-6)
-        if not lo <= lmbda <= hi:
-            raise ValueError(
-                f"lambda {lmbda:g} is outside this model's range "
-                f"[{self.lambda_min:g}, {self.lambda_max:g}]"
-            )
+        check_lambda_range(lmbda, self.lambda_min, self.lambda_max)
 
     def symbols_per_payload(self, shapes) -> list:
         """Number of symbols coded in each payload, from the header's latent shapes.

@@ -64,8 +64,8 @@ class MeanScaleHyperprior(VariableRateCodec):
         self.g_s = nn.Sequential(
             deconv(M, N, stride=s[3]), GDN(N, inverse=True),
             deconv(N, N, stride=s[2]), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True),
-            deconv(N, 3),
+            deconv(N, N, stride=s[1]), GDN(N, inverse=True),
+            deconv(N, 3, stride=s[0]),
         )
         h_a = nn.Sequential(
             conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
