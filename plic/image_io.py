@@ -16,8 +16,6 @@ Policy (docs/bitstream.md repeats it):
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +26,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from plic.errors import PlicError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".webp", ".gif"}
+from plic.files import IMAGE_SUFFIXES, atomic_write_bytes, plain_file_mode  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -51,13 +48,22 @@ class PlanarImage:
 
 
 def open_image(path: Path) -> Image.Image:
-    """A loaded Pillow image, EXIF orientation applied; every failure a one-line PlicError."""
-    if not path.exists():
+    """A loaded Pillow image, EXIF orientation applied; every failure a one-line PlicError.
+
+    ``-`` reads the image from standard input.
+    """
+    source = path
+    if str(path) == "-":
+        import io
+        import sys
+
+        source, path = io.BytesIO(sys.stdin.buffer.read()), "standard input"
+    elif not path.exists():
         raise PlicError(f"{path}: no such file")
-    if path.is_dir():
+    elif path.is_dir():
         raise PlicError(f"{path}: is a folder, expected an image")
     try:
-        im = Image.open(path)
+        im = Image.open(source)
         im.load()
     except UnidentifiedImageError:
         raise PlicError(f"{path}: not an image Pillow can read") from None
@@ -144,47 +150,13 @@ def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(height, width).copy()
 
 
-def plain_file_mode() -> int:
-    """The mode ``open(path, "w")`` would give a new file: 0666 less the umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, then rename.
-
-    A failure (full disk, permissions) leaves no partial file behind and does
-    not touch an existing file at ``path``.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise PlicError(f"{path}: folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
-    try:
-        # mkstemp makes the file 0600; give it the mode a plain open() would
-        # (0666 less the umask) so outputs are readable like any other file.
-        os.fchmod(fd, plain_file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _unlink_quietly(tmp)
-        raise PlicError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
 def save_image(im: Image.Image, path: str | Path) -> None:
-    """Encode with Pillow to memory, then write atomically."""
+    """Encode with Pillow to memory, then write atomically (``-``: PNG to standard output)."""
     import io
 
     path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
+    stdout = str(path) == "-"
+    fmt = "PNG" if stdout else Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise PlicError(f"{path}: unknown image extension {path.suffix!r} (use .png)")
     buf = io.BytesIO()
@@ -192,11 +164,10 @@ def save_image(im: Image.Image, path: str | Path) -> None:
         im.save(buf, format=fmt)
     except (OSError, ValueError, KeyError) as exc:
         raise PlicError(f"{path}: cannot save a {im.mode} image as {fmt} ({exc}); use .png") from None
+    if stdout:
+        import sys
+
+        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.buffer.flush()
+        return
     atomic_write_bytes(path, buf.getvalue())
-
-
-def _unlink_quietly(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass

@@ -6,6 +6,11 @@ It holds the parameters and the entropy models' CDF tables: the tables are
 computed once, when the file is written, and never recomputed at load, so that
 an encoder and a decoder on different machines use the same integer tables.
 Nothing here unpickles anything.
+
+Every file written here also records its fingerprint in the metadata
+(``plic_fingerprint``), so that ``plic info`` and the decoder's choice between
+shipped variants read a file header instead of loading weights: this module
+imports torch only in the functions that build or save models.
 """
 
 from __future__ import annotations
@@ -13,18 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Tuple
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-
-import plic.models  # noqa: F401  (registers the architectures)
 from plic.errors import PlicError
-from plic.image_io import plain_file_mode
-from plic.registry import MODELS, build_model
+from plic.files import plain_file_mode
+
+if TYPE_CHECKING:
+    import torch
 
 #: name -> file inside ``plic/weights`` of the default weights of that name.
 PRETRAINED: Dict[str, str] = {
@@ -40,7 +43,11 @@ HIGH_RATE: Dict[str, Tuple[str, float]] = {}
 #: model -> its perceptual variant (``plic compress --perceptual``)
 PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 
-_CACHE: Dict[str, torch.nn.Module] = {}
+_CACHE: Dict[str, "torch.nn.Module"] = {}
+#: metadata key of the weights' fingerprint (hex)
+FINGERPRINT_KEY = "plic_fingerprint"
+#: a safetensors header larger than this is not a weight file of plic's
+_MAX_HEADER = 64 << 20
 
 
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
@@ -49,6 +56,8 @@ def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
     Written in every bitstream so that a decoder holding other weights
     refuses the file instead of decoding garbage.
     """
+    import torch
+
     h = hashlib.sha256()
     for key in sorted(state_dict):
         t = state_dict[key].detach().cpu().contiguous()
@@ -74,6 +83,9 @@ def save_weights(model: torch.nn.Module, path: str | Path, half: bool = False,
     With ``half``, parameters are rounded to float16 *before* the CDF tables
     are computed, so the tables match the weights the decoder will load.
     """
+    import torch
+    from safetensors.torch import save_file
+
     model = model.cpu().eval()
     if half:
         with torch.no_grad():
@@ -85,27 +97,56 @@ def save_weights(model: torch.nn.Module, path: str | Path, half: bool = False,
     # only parameters are halved; buffers (CDF tables, scale table, GDN
     # bounds) stay exact so the loaded model is the one fingerprinted here
     to_save = {k: v.half() if half and k in params else v for k, v in state.items()}
+    digest = fingerprint(state)
     meta = {"plic_model": model.registry_name, "plic_config": json.dumps(model.config())}
     meta.update(metadata or {})
+    meta[FINGERPRINT_KEY] = digest.hex()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(to_save, str(tmp), metadata=meta)
     os.chmod(tmp, plain_file_mode())  # safetensors creates files 0600
     tmp.replace(path)
-    return fingerprint(state)
+    return digest
 
 
 def read_metadata(path: str | Path) -> Dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, read from its JSON header in plain Python."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except Exception as exc:  # safetensors raises several types for bad files
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) != 8:
+                raise ValueError("shorter than a safetensors header")
+            (n,) = struct.unpack("<Q", head)
+            if not 2 <= n <= min(_MAX_HEADER, os.fstat(f.fileno()).st_size - 8):
+                raise ValueError("header length out of range")
+            header = json.loads(f.read(n))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        meta = header.get("__metadata__") or {}
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise ValueError("metadata is not a string table")
+        return meta
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise PlicError(f"{path}: not a readable safetensors weight file ({exc})") from None
+
+
+def stored_fingerprint(path: str | Path) -> Optional[bytes]:
+    """The fingerprint a weight file records in its metadata (None for older files)."""
+    value = read_metadata(path).get(FINGERPRINT_KEY)
+    try:
+        return bytes.fromhex(value) if value else None
+    except ValueError:
+        raise PlicError(f"{path}: malformed {FINGERPRINT_KEY} in its metadata") from None
 
 
 def load_weights(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     """Build the model named in the file's metadata and load its weights."""
+    from safetensors import safe_open
+
+    import plic.models  # noqa: F401  (registers the architectures)
+    from plic.registry import MODELS, build_model
+
     path = Path(path)
     if not path.is_file():
         raise PlicError(f"{path}: no such weight file")
@@ -127,6 +168,9 @@ def load_weights(path: str | Path, device: str = "cpu") -> torch.nn.Module:
         first = str(exc).strip().splitlines()[0]
         raise PlicError(f"{path}: weights do not fit model {name!r}: {first}") from None
     model.fingerprint = fingerprint(model.state_dict())
+    recorded = meta.get(FINGERPRINT_KEY)
+    if recorded and recorded != model.fingerprint.hex():
+        raise PlicError(f"{path}: the weights do not match the fingerprint in the file's metadata (damaged file?)")
     model.weights_path = str(path)
     return model.to(device).eval()
 
@@ -147,7 +191,8 @@ def find_shipped(model: str, fingerprint: bytes, device: str = "cpu") -> Optiona
     for name, path in ((n, shipped_path(n)) for n in PRETRAINED):
         if path is None or not path.is_file() or read_metadata(path).get("plic_model") != model:
             continue
-        if load_model(name, device).fingerprint == fingerprint:
+        recorded = stored_fingerprint(path)
+        if (recorded or load_model(name, device).fingerprint) == fingerprint:
             return name
     return None
 
@@ -157,6 +202,9 @@ def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:
     key = f"{name_or_path}@{device}"
     if key in _CACHE:
         return _CACHE[key]
+    import plic.models  # noqa: F401  (registers the architectures)
+    from plic.registry import MODELS
+
     path = shipped_path(name_or_path)
     if path is None:
         if name_or_path in MODELS:

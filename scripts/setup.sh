@@ -14,12 +14,13 @@ if ! $PY -c "import torch, torchvision, sys; sys.exit(not (torch.__version__.sta
 fi
 # Classical codecs for `plic eval` (Debian): ffmpeg with libx265 (HEVC intra), cjxl/djxl,
 # avifenc, opj_compress, cwebp. JPEG, WebP, AVIF and JPEG 2000 also work through Pillow alone.
-APT_PACKAGES="ffmpeg libjxl-tools libavif-bin libopenjp2-tools webp"
-if ! command -v cjxl >/dev/null || ! command -v ffmpeg >/dev/null; then
+# Headless Chromium checks the `plic eval --html` pages (their test is skipped without it).
+APT_PACKAGES="ffmpeg libjxl-tools libavif-bin libopenjp2-tools webp chromium"
+if ! command -v cjxl >/dev/null || ! command -v ffmpeg >/dev/null || ! command -v chromium >/dev/null; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         apt-get install -y -q $APT_PACKAGES >/dev/null 2>&1 \
             || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $APT_PACKAGES >/dev/null 2>&1; } \
-            || echo "setup: apt could not install $APT_PACKAGES; plic eval will skip JPEG XL and HEVC" >&2
+            || echo "setup: apt could not install $APT_PACKAGES; plic eval will skip JPEG XL and HEVC, and the page test Chromium" >&2
     else
         echo "setup: install $APT_PACKAGES with your package manager for JPEG XL and HEVC in plic eval" >&2
     fi

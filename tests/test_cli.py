@@ -131,7 +131,7 @@ def test_existing_output_is_never_overwritten_silently(run, sample_image, tmp_pa
 
 
 def test_full_disk_leaves_no_partial_file(run, sample_image, tmp_path, monkeypatch):
-    import plic.image_io as io_mod
+    import plic.files as io_mod
 
     class FullFile:
         def __init__(self, fd, mode):

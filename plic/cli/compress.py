@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from plic.cli.common import load_codec, model_options, plan_outputs, run_batch
-from plic.image_io import IMAGE_SUFFIXES
+from plic.cli.common import batch_options, load_codec, model_options, plan_outputs, run_batch, write_output
+from plic.files import IMAGE_SUFFIXES
 
 _REFINE = ["none", "sga+", "snic", "snic-latent", "snic+sga+"]
 _ROUNDING = ["ste", "noise", "atanh", "linear", "cosine", "ssl", "linear3", "cosine3", "ssl3"]
@@ -41,11 +41,15 @@ _METRICS = ["mse", "ms-ssim", "lpips", "lpips-alex", "dists"]
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the stochastic rounding")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="decode each file after writing it and report PSNR")
+@batch_options
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="summary line only")
-def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, model_path, device, fast, refine, steps,
-            rounding, lr, metric, refine_lambda, seed, verify, force, quiet):
+def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, model_path, device, exact, fast, refine, steps,
+            rounding, lr, metric, refine_lambda, seed, verify, jobs, skip_existing, force, quiet):
     """Compress an image (or every image in a folder) to .plic.
+
+    INPUT and -o may be - for standard input and output. A folder is coded
+    by --jobs worker processes.
 
     With --refine, each image is optimised for the frozen model before it is
     coded (any plic decoder decodes the result): sga+ refines the latents
@@ -54,10 +58,7 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
     search; with a snic refinement they also become the optimisation's
     target, and a fixed-rate model reaches them through snic alone.
     """
-    from plic import bitstream
-    from plic.codec import psnr
     from plic.errors import PlicError
-    from plic.image_io import atomic_write_bytes, quantize_rgb, read_image
 
     if sum(v is not None for v in (quality, lmbda, bpp, target_psnr)) > 1:
         raise PlicError("give one of --quality, --lambda, --bpp or --target-psnr")
@@ -71,8 +72,24 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
         if model_path:
             raise PlicError("--perceptual picks shipped weights; a weight file (--model-path) is used as it is")
         model = perceptual_variant(model or DEFAULT_MODEL)
-    pairs, folder = plan_outputs(input, output, IMAGE_SUFFIXES, ".plic", force)
-    codec = load_codec(model, model_path, device, fast)
+    pairs, folder = plan_outputs(input, output, IMAGE_SUFFIXES, ".plic", force or skip_existing)
+    options = dict(quality=quality, lmbda=lmbda, bpp=bpp, target_psnr=target_psnr, model=model, model_path=model_path,
+                   device=device, exact=exact, refine=refine, steps=steps, rounding=rounding, lr=lr, metric=metric,
+                   refine_lambda=refine_lambda, seed=seed, verify=verify, quiet=quiet or folder)
+    # built here too when workers code a folder: a bad setting fails before any worker starts
+    process = compressor(**options)
+    run_batch(pairs, folder, quiet, process, jobs=jobs, factory=(compressor, options), skip_existing=skip_existing)
+
+
+def compressor(quality, lmbda, bpp, target_psnr, model, model_path, device, exact, refine, steps, rounding, lr,
+               metric, refine_lambda, seed, verify, quiet):
+    """``process(src, dst)`` for these settings: the model is loaded and the settings checked once."""
+    from plic import bitstream
+    from plic.codec import psnr
+    from plic.errors import PlicError
+    from plic.image_io import quantize_rgb, read_image
+
+    codec = load_codec(model, model_path, device, exact)
     variable = codec.model.variable_rate
     if refine == "none" and not variable and (bpp is not None or target_psnr is not None):
         refine = "snic"  # a fixed-rate model reaches a target only through a substitute
@@ -106,13 +123,12 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
             before = enc
             # the model that coded at this lambda (one rung of a ladder) is the one refined for
             enc = _refined(codec.pick(lam), img, lam, refine, steps, rounding, lr, metric, seed, bpp if targeted else None,
-                           target_psnr if targeted else None, quiet or folder, refine_lambda)
+                           target_psnr if targeted else None, quiet, refine_lambda)
         f = bitstream.parse(enc.data)
         if refine != "none" and bpp is not None and targeted and enc.bpp > bpp * 1.05:
             raise PlicError(f"{src}: {bpp:g} bpp is out of reach of this model for this image "
                             f"(nearest reachable: {enc.bpp:.4f} bpp); nothing written")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dst, enc.data)
+        write_output(dst, enc.data)
         r = {"bpp": enc.bpp, "msg": f"{src} -> {dst}: {enc.bpp:.4f} bpp"}
         rec = quantize_rgb(codec.decode_file(f)).cpu() if verify or before is not None else None
         if verify:
@@ -124,7 +140,7 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
             r["msg"] += "\n  " + _comparison(codec, img, before, enc, rec, metric)
         return r
 
-    run_batch(pairs, folder, quiet, process)
+    return process
 
 
 def _refined(codec, img, lam, plan, steps, rounding, lr, metric, seed, bpp, target_psnr, quiet, refine_lambda=None):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from plic.cli.common import load_codec, model_options, plan_outputs, run_batch
+from plic.cli.common import batch_options, is_stdio, load_codec, model_options, plan_outputs, read_input, run_batch
 from plic.errors import PlicError
 
 
@@ -17,17 +17,32 @@ from plic.errors import PlicError
 @model_options
 @click.option("--reference", type=click.Path(path_type=Path, exists=True),
               help="original image (or folder) to report PSNR against")
+@batch_options
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("--quiet", is_flag=True, help="summary line only")
-def command(input, output, model_path, device, fast, reference, force, quiet):
-    """Decompress a .plic file (or every .plic file in a folder)."""
+def command(input, output, model_path, device, exact, fast, reference, jobs, skip_existing, force, quiet):
+    """Decompress a .plic file (or every .plic file in a folder).
+
+    INPUT and -o may be - for standard input and output (PNG). A folder is
+    decoded by --jobs worker processes.
+    """
+    pairs, folder = plan_outputs(input, output, [".plic"], ".png", force or skip_existing)
+    options = dict(model_path=model_path, device=device, exact=exact, reference=reference,
+                   root=input if folder else None)
+    process = decompressor(**options)
+    run_batch(pairs, folder, quiet, process, jobs=jobs, factory=(decompressor, options), skip_existing=skip_existing)
+
+
+def decompressor(model_path, device, exact, reference, root):
+    """``process(src, dst)``: decode one file with the weights its header names (loaded once per weights)."""
     from plic import bitstream
     from plic.codec import alpha_plane, psnr
     from plic.image_io import IMAGE_SUFFIXES, quantize_rgb, read_image, save_image, to_pil
     from plic.registry import MODELS
     from plic.zoo import find_shipped
 
-    pairs, folder = plan_outputs(input, output, [".plic"], ".png", force)
+    if model_path:
+        load_codec(None, model_path, device, exact)  # an unusable weight file fails before any work
     codecs = {}
 
     def find_reference(src: Path):
@@ -35,18 +50,15 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
             return None
         if not reference.is_dir():
             return reference
-        rel = src.relative_to(input) if folder else Path(src.name)
+        rel = src.relative_to(root) if root is not None else Path(src.name)
         return next((c for c in (reference / rel.with_suffix(s) for s in sorted(IMAGE_SUFFIXES)) if c.exists()), None)
 
     def process(src: Path, dst: Path) -> dict:
-        try:
-            data = src.read_bytes()
-        except OSError as exc:
-            raise PlicError(f"{src}: cannot read ({exc.strerror})") from None
+        data = read_input(src)
         try:
             f = bitstream.parse(data)
         except PlicError as exc:
-            if not folder:
+            if root is None:
                 raise
             raise type(exc)(f"{src}: {exc}") from None
         name = f.header.model
@@ -56,9 +68,10 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
         if key not in codecs:
             # the shipped weights the file was made with (MSE or perceptual variant)
             shipped = None if model_path else (find_shipped(name, f.header.fingerprint, device) or name)
-            codecs[key] = load_codec(shipped, model_path, device, fast)
+            codecs[key] = load_codec(shipped, model_path, device, exact)
         rgb = codecs[key].decode_file(f)
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not is_stdio(dst):
+            dst.parent.mkdir(parents=True, exist_ok=True)
         save_image(to_pil(rgb, f.header.channels, f.header.bit_depth, alpha_plane(f)), dst)
         bpp = 8 * len(data) / (f.header.height * f.header.width)
         r = {"bpp": bpp, "msg": f"{src} -> {dst}: {f.header.width}x{f.header.height}, {bpp:.4f} bpp"}
@@ -71,4 +84,4 @@ def command(input, output, model_path, device, fast, reference, force, quiet):
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
         return r
 
-    run_batch(pairs, folder, quiet, process)
+    return process

@@ -33,8 +33,11 @@ def _floats(text: str):
 @click.option("--limit", type=click.IntRange(min=1), help="first N images only")
 @click.option("--points", type=click.IntRange(min=2), help="N settings spread over each codec's sweep [default: all]")
 @click.option("--device", default="cpu", show_default=True, help="device of plic's models and the metric networks")
+@click.option("--html", is_flag=True,
+              help="also write OUT/html/<image>_bpp<T>.html per image and target: every codec's picture at that "
+                   "rate with its numbers, and a slide/flip viewer at full resolution (self-contained)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def command(data, codecs, metrics, out, targets, sweep, anchor, limit, points, device, quiet):
+def command(data, codecs, metrics, out, targets, sweep, anchor, limit, points, device, html, quiet):
     """Code every image with every codec and setting; score, summarise and plot.
 
     Writes OUT/points (per-image JSON), OUT/files (the coded files),
@@ -44,8 +47,11 @@ def command(data, codecs, metrics, out, targets, sweep, anchor, limit, points, d
     from tqdm import tqdm
 
     from plic.cli.common import require_device
+    from plic.errors import PlicError
 
     require_device(device)
+    if html and not _floats(targets):
+        raise PlicError("--html pages compare codecs at equal rates: give --targets, e.g. --targets 0.15")
     from plic.eval.report import write_report
     from plic.eval.runner import Benchmark
 
@@ -66,3 +72,9 @@ def command(data, codecs, metrics, out, targets, sweep, anchor, limit, points, d
     n_codecs = len(summary["curves"])
     click.echo(f"{len(bench.images)} images, {n_codecs} codecs, {len(tasks)} points ({computed} computed, "
                f"{len(tasks) - computed} cached) in {time.time() - t0:.0f} s -> {out / 'summary.md'}")
+    if html:
+        from plic.eval.html import write_pages
+
+        pages = write_pages(out, images=[p.name for p in bench.images], codecs=[c.name for c in bench.codec_objs],
+                            settings=[f"bpp{t:g}" for t in _floats(targets)], device=device)
+        click.echo(f"{len(pages)} comparison page(s) -> {out / 'html'}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from plic.errors import PlicError
-from plic.models.base import COMPRESSAI_MSE_LAMBDAS
 
 
 def _device(name: str) -> str:
@@ -100,7 +99,10 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
         raise PlicError("lambda must be positive")
     recipe_args = {}
     if recipe == "po-elic":
-        recipe_args = {"target_bpp": target_bpp or 0.15}
+        if lambda_range and not (target_bpp or init):
+            raise PlicError("--recipe po-elic --lambda-range holds each crop at the --init model's rate: give --init")
+        # variable rate without --target-bpp: per-crop targets from the init model (0)
+        recipe_args = {"target_bpp": target_bpp or (0.0 if lambda_range else 0.15)}
     if recipe == "grow-latent":
         recipe_args = {"metric": metric or "mse"}
     if recipe in ("rd", "po-elic", "st-lic", "grow-latent"):
@@ -205,4 +207,4 @@ def _lambda_for_rate(init: str, data, target_bpp: float, crop: int) -> float:
     return math.exp((lo + hi) / 2)
 
 
-__all__ = ["command", "COMPRESSAI_MSE_LAMBDAS"]
+__all__ = ["command"]

@@ -41,6 +41,15 @@ class Adversary:
         self.opt.step()
         return loss.detach(), real.detach(), fake.detach()
 
+    @staticmethod
+    def accuracy(real: Tensor, fake: Tensor) -> Dict[str, float]:
+        """The discriminator's accuracy on originals and on reconstructions (logit sign, per position).
+
+        Near 1 on both, the codec's output is told apart everywhere (the adversary
+        has won and its gradient says little); near 0.5, they are in balance.
+        """
+        return {"d_acc_real": float((real > 0).float().mean()), "d_acc_fake": float((fake < 0).float().mean())}
+
     def state(self) -> Tuple[Dict[str, Tensor], Dict[str, Any]]:
         tensors = {f"disc.{k}": v for k, v in self.disc.state_dict().items()}
         t_opt, m_opt = optimizer_to_tensors(self.opt, "disc_opt")

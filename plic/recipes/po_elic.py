@@ -10,17 +10,31 @@ the adversary is HiFiC's conditional discriminator with spectral
 normalisation, trained with the hinge loss on raw logits, one step after
 every codec step (alternating). The codec trains at one QVRF step: the
 model becomes fixed-rate at ``--lambda``, whose step it keeps from ``--init``.
+
+Variable rate (plic's extension, ``--lambda-range``): with ``target_bpp=0``
+each batch item's rate target is the ``--init`` model's own rate on that crop
+at that item's lambda (times ``target_scale``), from a frozen copy of its
+analysis and entropy model. The multiplexer then holds every lambda near the
+MSE model's rate while the perceptual terms decide how those bits are spent,
+so one set of weights covers the whole range and ``--quality`` keeps its
+meaning; the paper trains one model per rate point instead.
+
+LPIPS-VGG and the style loss share one VGG16 pass
+(:class:`plic.losses.perceptual.LPIPSAndStyle`): the same numbers for a
+third less time per step.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict
 
 import torch
 
+from plic.errors import PlicError
+from plic.losses.perceptual import LPIPSAndStyle
 from plic.losses.pixel import charbonnier
 from plic.losses.rate_target import rate_weight
-from plic.losses.style import PatchedStyleLoss
 from plic.recipes.adversary import Adversary
 from plic.recipes.base import Recipe
 from plic.train.loss import bpp_per_item
@@ -31,49 +45,67 @@ class POELIC(Recipe):
 
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,
-                 d_lr: float = 1e-4):
+                 d_lr: float = 1e-4, target_scale: float = 1.0):
         self.target_bpp = float(target_bpp)
+        self.target_scale = float(target_scale)
         self.lambda_above, self.lambda_below = float(lambda_above), float(lambda_below)
         self.weights = {"lpips": l_lpips, "charbonnier": l_charb, "adversarial": l_adv, "style": l_style}
         self.d_lr = float(d_lr)
 
     def setup(self, trainer) -> None:
-        from plic.refine.distortion import distortion_fn
-
         super().setup(trainer)
         device = trainer.device
         # building the frozen loss networks draws random initial weights (then
         # replaced): keep those draws out of the run's random stream, or a
         # resumed run (networks cached) would initialise its discriminator differently
         with torch.random.fork_rng(devices=[]):
-            self.lpips = distortion_fn("lpips", device)  # LPIPS-VGG, per image
-            self.style = PatchedStyleLoss().to(device)
+            self.features = LPIPSAndStyle(device)
+        self.anchor = None
+        if self.target_bpp <= 0:
+            if not trainer.cfg.init:
+                raise PlicError("--recipe po-elic with per-crop rate targets (target_bpp=0) needs --init")
+            # the trainer has just loaded --init into the model (a resume loads
+            # the checkpoint later), so this copy is the init model
+            self.anchor = copy.deepcopy(trainer.model).requires_grad_(False)
+            self.anchor.g_s, self.anchor.refiner = None, None  # only its rate is needed
         self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr)
 
     def terms(self, out, x) -> Dict[str, torch.Tensor]:
         """The weighted distortion terms, by name (also what --analyze-gradients splits)."""
         x_hat = out["x_hat"]
+        feats = self.features(x_hat, x)
         raw = {
-            "lpips": self.lpips(x_hat, x).mean(),
+            "lpips": feats["lpips"].mean(),
             "charbonnier": charbonnier(x_hat, x),
             "adversarial": self.adversary.generator_loss(x_hat, out["y_hat"]),
-            "style": self.style(x_hat, x),
+            "style": feats["style"],
         }
         return {k: self.weights[k] * v for k, v in raw.items()}
 
     def codec_loss(self, out, x, lmbda) -> Dict[str, torch.Tensor]:
         n, _, h, w = x.shape
         bpp = bpp_per_item(out["likelihoods"], h * w)
-        rate = (rate_weight(bpp, self.target_bpp, self.lambda_above, self.lambda_below) * bpp).mean()
+        target = self.target_bpp if self.anchor is None else self.anchor_bpp(x, lmbda)
+        rate = (rate_weight(bpp, target, self.lambda_above, self.lambda_below) * bpp).mean()
         terms = self.terms(out, x)
         mse = ((out["x_hat"] - x) ** 2).mean()
         loss = rate + sum(terms.values())
         return {"loss": loss, "bpp": bpp.mean(), "mse": mse, "terms": {"rate": rate, **terms}}
 
+    @torch.no_grad()
+    def anchor_bpp(self, x, lmbda) -> torch.Tensor:
+        """The init model's rate on each crop at its lambda (same noise surrogate), times ``target_scale``."""
+        model = self.anchor.train()  # the noise surrogate, like the model it anchors
+        y = model.g_a(x)
+        a = model.quant_step(torch.as_tensor(lmbda)).to(y)
+        out = model.latent_codec(y / a)
+        return self.target_scale * bpp_per_item(out["likelihoods"], x.shape[-2] * x.shape[-1])
+
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
         loss, real, fake = self.adversary.step(x, out["x_hat"], out["y_hat"])
         g = self.adversary.g_loss(fake)
-        return {"d_loss": float(loss), "g_loss": float(g), "d_real": float(real.mean()), "d_fake": float(fake.mean())}
+        return {"d_loss": float(loss), "g_loss": float(g), "d_real": float(real.mean()), "d_fake": float(fake.mean()),
+                **self.adversary.accuracy(real, fake)}
 
     def state(self):
         return self.adversary.state()

@@ -92,9 +92,10 @@ class STLIC(Recipe):
                 "terms": {"rate": bpp.mean(), "distortion": distortion, **terms}}
 
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
-        loss, _, fake = self.adversary.step(x, out["x_ref"], out["y_hat"])
+        loss, real, fake = self.adversary.step(x, out["x_ref"], out["y_hat"])
         g = self.adversary.g_loss(fake)
-        return {"d_loss": float(loss) / 2, "g_loss": float(g)}  # per BCE term: both -> 0.693 at equilibrium
+        # per BCE term: both -> 0.693 at equilibrium
+        return {"d_loss": float(loss) / 2, "g_loss": float(g), **self.adversary.accuracy(real, fake)}
 
     def state(self):
         return self.adversary.state()

@@ -17,7 +17,8 @@ def read_rows(path: Path) -> List[Dict[str, float]]:
         return []
     with path.open(newline="") as f:
         try:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            # a blank cell: a column that a resumed run started logging later
+            return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
         except (TypeError, ValueError):
             raise PlicError(f"{path}: not a plic training log") from None
 
@@ -49,9 +50,12 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
     firsts = [rows[0] for rows in trains if rows]
     proxy = any("proxy" in r for r in firsts)
     gan = any("g_loss" in r for r in firsts)
-    panels = 4 + proxy + gan
+    # the discriminator's accuracy on originals and reconstructions (logged since the GAN-hygiene work)
+    accuracy = gan and any("d_acc_real" in r for rows in trains for r in rows[-1:])
+    panels = 4 + proxy + gan + accuracy
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
     gan_ax = axes[4 + proxy] if gan else None
+    acc_ax = axes[5 + proxy] if accuracy else None
     bce = False
     offset = 0.0
     drew = False
@@ -75,6 +79,12 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
                 gan_ax.plot(steps, smooth([r["g_loss"] for r in train], window), label=f"{label} generator", lw=1)
                 gan_ax.plot(steps, smooth([r["d_loss"] for r in train], window), label=f"{label} discriminator",
                             lw=1, ls="--")
+                if accuracy:
+                    for key, name, ls in (("d_acc_real", "real", "-"), ("d_acc_fake", "reconstructed", "--")):
+                        rows = [r for r in train if key in r]
+                        if rows:
+                            acc_ax.plot(np.array([r["step"] for r in rows]) + offset, smooth([r[key] for r in rows], window),
+                                        label=f"{label} {name}", lw=1, ls=ls)
                 config = run / "config.json"
                 bce = bce or (config.is_file() and json.loads(config.read_text()).get("recipe") == "st-lic")
             drew = True
@@ -95,13 +105,18 @@ def plot_runs(runs: Sequence[Path], out: Path, window: int = 200) -> Path:
         raise PlicError("nothing to plot")
     titles = [f"loss (mean of {window} steps)", "bpp (training crops)", "PSNR dB (training crops)",
               "Kodak PSNR dB (real files)"] + (["metric: true and proxy (training crops)"] if proxy else []) \
-        + (["adversarial losses (per term)"] if gan else [])
+        + (["adversarial losses (per term)"] if gan else []) \
+        + (["discriminator accuracy (logit sign)"] if accuracy else [])
     if proxy:
         axes[4].legend(fontsize=7)
     if gan:
         if bce:  # ST-LIC's BCE terms: both approach log 2 when the discriminator cannot tell
             gan_ax.axhline(np.log(2), color="0.4", ls=":", lw=1, label="log 2 = 0.693 (equilibrium)")
         gan_ax.legend(fontsize=7)
+    if accuracy:
+        acc_ax.axhline(0.5, color="0.4", ls=":", lw=1, label="0.5: cannot tell")
+        acc_ax.set_ylim(0, 1)
+        acc_ax.legend(fontsize=7)
     for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("step")

@@ -98,6 +98,16 @@ def _atomic_write_text(text: str, path: Path) -> None:
     tmp.replace(path)
 
 
+def _csv_text(fields: List[str], rows: List[Dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, restval="")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 #: --precision -> autocast dtype of the transforms
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -351,9 +361,21 @@ class Trainer:
         if not rows:
             return
         path = self.out / name
+        fields = list(rows[0])
+        if path.exists():
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                old_fields = list(reader.fieldnames or [])
+                if old_fields != fields and set(fields) - set(old_fields):
+                    # a run resumed by a newer plic logs more columns: widen the file's header
+                    old_rows = list(reader)
+                    fields = old_fields + [k for k in fields if k not in old_fields]
+                    _atomic_write_text(_csv_text(fields, old_rows), path)
+                else:
+                    fields = old_fields or fields
         new = not path.exists()
         with path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w = csv.DictWriter(f, fieldnames=fields, restval="")
             if new:
                 w.writeheader()
             w.writerows(rows)
