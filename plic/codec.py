@@ -109,11 +109,18 @@ class Codec:
         self.device = torch.device(device)
         self.exact = exact
         self.dtype = torch.float64 if exact else torch.float32
-        # the transforms in the working precision (the model itself stays float32)
-        self.g_a = copy.deepcopy(model.g_a).to(device, self.dtype).eval() if exact else model.g_a
-        self.g_s = copy.deepcopy(model.g_s).to(device, self.dtype).eval() if exact else model.g_s
-        refiner = getattr(model, "refiner", None)
-        self.refiner = (copy.deepcopy(refiner).to(device, self.dtype).eval() if exact else refiner) if refiner else None
+        # float32 runs channels-last: oneDNN's convolutions are about 30 % faster that
+        # way on a CPU (benchmarks/speed); float64 keeps the layout its golden pixels were made with
+        self.memory_format = torch.contiguous_format if exact else torch.channels_last
+
+        def working(module):  # a copy in the working precision and layout (the model stays as it is)
+            if module is None:
+                return None
+            work = copy.deepcopy(module).to(device, self.dtype).eval()
+            return work if exact else work.to(memory_format=torch.channels_last)
+
+        self.g_a, self.g_s = working(model.g_a), working(model.g_s)
+        self.refiner = working(getattr(model, "refiner", None))
         # The entropy-parameter path, float64 on the CPU (see module doc).
         self.entropy = copy.deepcopy(model.latent_codec).cpu().double().eval()
         self.name = model.registry_name
@@ -161,7 +168,8 @@ class Codec:
         ph, pw = (-h) % self.stride, (-w) % self.stride
         # replicate padding costs fewer bits than zeros and is cropped away
         x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
-        return _tiled(self.g_a, x, 1 / self.y_stride, TILE, MARGIN).cpu().double()
+        x = x.contiguous(memory_format=self.memory_format)
+        return _tiled(self.g_a, x, 1 / self.y_stride, TILE, MARGIN).cpu().double().contiguous()
 
     def latents(self, img: PlanarImage, lmbda: float, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """What the entropy coder codes: the analysis output divided by the QVRF step.
@@ -315,8 +323,9 @@ class Codec:
         except (ValueError, RuntimeError, AssertionError, IndexError, TypeError) as exc:
             raise BitstreamError(f"corrupt payload ({type(exc).__name__})") from None
         y_hat = (out["y_hat"] * self._step(hd.lmbda)).to(self.device, self.dtype)
+        y_hat = y_hat.contiguous(memory_format=self.memory_format)
         s = self.y_stride
-        x_hat = _tiled(self.g_s, y_hat, s, TILE // s, MARGIN // s)
+        x_hat = _tiled(self.g_s, y_hat, s, TILE // s, MARGIN // s).contiguous()
         x_hat = x_hat[:, :, : hd.height, : hd.width]
         if hd.flags & bitstream.FLAG_REFINER:
             if self.refiner is None:

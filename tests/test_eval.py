@@ -132,13 +132,25 @@ def test_bad_inputs_give_one_line(tmp_path, images, monkeypatch):
         assert not (tmp_path / "o" / "points").exists()
 
 
-def test_bench_reports_times_and_entropy_coder(images, tiny_model_path, tmp_path):
+def test_bench_times_both_decoders_next_to_compressai_and_classical_codecs(images, tiny_model_path, tmp_path):
     out = tmp_path / "bench.json"
-    r = invoke("bench", images, "--model-path", tiny_model_path, "--repeat", "1", "--warmup", "0", "--json", out)
+    r = invoke("bench", images, "--model-path", tiny_model_path, "--repeat", "1", "--warmup", "0",
+               "--compare", "compressai,webp", "--json", out)
     assert r.exit_code == 0, r.output
     rows = json.loads(out.read_text())
-    assert len(rows) == 2 and all(0 < x["entropy_encode_s"] <= x["encode_s"] for x in rows)
-    assert "median over 2 images" in r.output
+    coders = [x["coder"] for x in rows]
+    assert coders == ["plic", "plic --exact", "compressai", "webp"] * 2
+    plic = [x for x in rows if x["coder"].startswith("plic")]
+    assert all(0 < x["entropy_encode_s"] <= x["encode_s"] for x in plic)
+    assert [x["exact"] for x in plic] == [False, True] * 2
+    twin = [x for x in rows if x["coder"] == "compressai"]
+    for a, b in zip(plic[::2], twin, strict=True):
+        # CompressAI's strings are plic's payloads: the file adds only plic's header and framing
+        assert 0 <= a["bytes"] - b["bytes"] < 100
+    assert all(x["decode_vs_compressai"] > 0 for x in rows)
+    assert "of CompressAI's" in r.output
+    r = invoke("bench", images, "--model-path", tiny_model_path, "--compare", "nosuch")
+    assert r.exit_code == 1 and "unknown classical codec" in r.output
 
 
 def test_metric_values_in_points_match_direct_computation(evaluated, images):

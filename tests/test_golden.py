@@ -47,6 +47,22 @@ def test_bitstream_and_pixels_match_golden(sample_image, name, quality):
     assert hashlib.sha256(np.asarray(pil).tobytes()).hexdigest() == g["pixels_sha256"]
 
 
+@pytest.mark.parametrize("name,quality", CASES)
+def test_default_float32_decode_is_within_one_level_of_the_exact_pixels(sample_image, name, quality):
+    """The CLI's default decode (float32 transforms) against the golden float64 one, on the golden files."""
+    model = zoo.load_model(name)
+    exact, fast = Codec(model), Codec(model, exact=False)
+    data = exact.encode(read_image(sample_image), quality=float(quality)).data
+    a = np.asarray(exact.decode(data)[0]).astype(int)
+    assert hashlib.sha256(np.asarray(exact.decode(data)[0]).tobytes()).hexdigest() == \
+        GOLDEN["models"][name]["points"][quality]["pixels_sha256"]
+    b = np.asarray(fast.decode(data)[0]).astype(int)
+    diff = np.abs(a - b)
+    differ = int((diff > 0).sum())
+    print(f"{name} q{quality}: {differ} of {diff.size} values differ by one level (float32 vs float64)")
+    assert diff.max() <= 1 and differ <= 0.01 * diff.size
+
+
 def test_shipped_model_rate_and_quality_rise_together(shipped, sample_image):
     img = read_image(sample_image)
     points = []

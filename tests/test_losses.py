@@ -270,3 +270,46 @@ def test_grow_latent_phases_in_the_new_channels_rate():
         assert float(got["bpp"]) == pytest.approx(float(full["bpp"]))  # the log always shows the full rate
     with pytest.raises(PlicError):
         build_recipe("grow-latent", free_from=6).setup(trainer)
+
+
+def test_lpips_and_style_from_one_vgg_pass_equal_the_separate_losses():
+    from plic.losses.perceptual import LPIPSAndStyle
+    from plic.losses.style import PatchedStyleLoss
+    from plic.refine.distortion import distortion_fn
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 64, 64, generator=g)
+    x_hat = (x + 0.1 * torch.randn(2, 3, 64, 64, generator=g)).clamp(0, 1).requires_grad_(True)
+    both = LPIPSAndStyle()(x_hat, x)
+    assert torch.allclose(both["lpips"], distortion_fn("lpips")(x_hat, x), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(both["style"], PatchedStyleLoss()(x_hat, x), rtol=1e-5, atol=1e-7)
+    (both["lpips"].sum() + both["style"]).backward()  # the reconstruction gets the gradient
+    assert x_hat.grad is not None and float(x_hat.grad.abs().sum()) > 0
+
+
+def test_po_elic_variable_rate_holds_each_crop_at_the_init_models_rate(po_setup, tmp_path):
+    import csv
+
+    from plic.train.loss import bpp_per_item
+    from plic.train.trainer import TrainConfig, Trainer
+
+    folder, init = po_setup
+    cfg = TrainConfig(model="hyperprior", lambda_min=0.002, lambda_max=0.05, data=[str(folder)], steps=2,
+                      batch_size=2, crop=64, checkpoint_every=1, eval_every=0, init=str(init),
+                      recipe="po-elic", recipe_args={"target_bpp": 0.0})
+    t = Trainer(cfg, tmp_path / "vr", log=lambda m: None)
+    x, lam = t.next_batch()
+    lam = torch.tensor([0.002, 0.05])
+    torch.manual_seed(5)
+    target = t.recipe.anchor_bpp(x, lam)
+    torch.manual_seed(5)  # the same noise draw: before training the model is its own anchor
+    t.model.train()
+    y = t.model.g_a(x)
+    own = bpp_per_item(t.model.latent_codec(y / t.model.quant_step(lam).to(y))["likelihoods"], 64 * 64)
+    assert target.shape == (2,) and torch.allclose(target, own)  # one target per crop, at its own lambda
+    assert t.recipe.anchor.g_s is None  # only its rate is kept
+    t.run(progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "vr" / "train.csv")))
+    assert len(rows) == 2 and {"d_acc_real", "d_acc_fake"} <= set(rows[0])
+    # the anchor stays the init model's while the codec trains
+    assert not all(torch.equal(a, b) for a, b in zip(t.recipe.anchor.g_a.parameters(), t.model.g_a.parameters()))

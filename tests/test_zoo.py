@@ -70,3 +70,40 @@ def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_carry_a_refine
     for base, variant in zoo.PERCEPTUAL.items():
         assert variant in zoo.PRETRAINED and zoo.read_metadata(zoo.shipped_path(variant))["plic_model"] == base
         assert zoo.load_model(variant).refiner is not None
+
+
+def test_compressai_is_the_same_package_without_its_heavy_init():
+    """plic imports compressai's coding modules without datasets/torch_geometric; the rest loads on use."""
+    import compressai
+
+    import plic  # noqa: F401
+
+    assert compressai.get_entropy_coder() in compressai.available_entropy_coders()
+    assert compressai.__version__.startswith("1.2")
+    from compressai.datasets import ImageFolder  # an attribute plic never imported still works
+    from compressai.zoo import bmshj2018_hyperprior
+
+    assert ImageFolder is compressai.datasets.ImageFolder and callable(bmshj2018_hyperprior)
+
+
+def test_weight_files_record_their_fingerprint(tmp_path, tiny_model_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from plic import zoo
+
+    model = zoo.load_weights(tiny_model_path)
+    assert zoo.stored_fingerprint(tiny_model_path) == model.fingerprint
+    for name in zoo.PRETRAINED:  # the decoder tells shipped variants apart without loading them
+        assert zoo.stored_fingerprint(zoo.shipped_path(name)) == zoo.load_model(name).fingerprint
+    with safe_open(str(tiny_model_path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = dict(f.metadata())
+    key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 10)
+    tensors[key] = tensors[key] + 1  # damaged weights under an intact header
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(PlicError, match="do not match the fingerprint"):
+        zoo.load_weights(tmp_path / "bad.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 8 + b"{}")
+    with pytest.raises(PlicError, match="not a readable safetensors weight file"):
+        zoo.read_metadata(tmp_path / "junk.safetensors")

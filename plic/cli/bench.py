@@ -1,4 +1,4 @@
-"""``plic bench``: encode/decode time and throughput of a plic model."""
+"""``plic bench``: encode/decode time of a plic model, next to CompressAI's and classical codecs'."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import click
 
 from plic.cli.common import load_codec
 
+#: what --compare accepts besides the classical codecs of plic eval
+TWIN = "compressai"
+
 
 @click.command("bench")
 @click.argument("images", type=click.Path(path_type=Path))
@@ -16,40 +19,78 @@ from plic.cli.common import load_codec
 @click.option("--model-path", type=click.Path(dir_okay=False), help="weights file instead of a shipped model")
 @click.option("-q", "--quality", type=click.FloatRange(1, 8), default=4.0, show_default=True)
 @click.option("--devices", default="cpu,cuda", show_default=True, help="devices to time; cuda is skipped where absent")
-@click.option("--fast", is_flag=True, help="float32 transforms instead of the exact float64 path")
+@click.option("--compare", default="", metavar="LIST",
+              help="also time, on the same image: compressai (CompressAI's own compress()/decompress() of the same "
+                   "weights, as MeanScaleHyperprior), and classical codecs of plic eval at plic's bpp "
+                   "(webp, avif, hevc, jxl, jpeg...); e.g. --compare compressai,webp,avif,hevc,jxl")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="first N images of a folder")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="also write the per-image results here")
-def command(images, model, model_path, quality, devices, fast, warmup, repeat, limit, json_out):
-    """Median encode/decode seconds, megapixels per second and entropy-coder speed per image."""
-    import statistics
+@click.option("--fast", is_flag=True, hidden=True)  # the default decode is the float32 one now
+def command(images, model, model_path, quality, devices, compare, warmup, repeat, limit, json_out, fast):
+    """Median encode/decode seconds of plic's default (float32) and --exact (float64) coders.
 
+    With --compare, the same image through CompressAI's own coder of the
+    same architecture and weights, and through classical codecs at the same
+    bpp; each time is also given as a ratio to CompressAI's.
+    """
+    import numpy as np
     import torch
 
+    from plic.errors import PlicError
     from plic.eval.runner import list_images
-    from plic.eval.timing import time_codec
+    from plic.eval.timing import time_classical, time_codec, time_compressai_twin
     from plic.image_io import atomic_write_bytes, read_image
 
+    others = [c.strip() for c in compare.split(",") if c.strip()]
+    classical = []
+    if others:
+        from plic.eval.codecs import classical_codec
+
+        for name in others:
+            if name == TWIN:
+                continue
+            codec = classical_codec(name)
+            reason = codec.unavailable()
+            if reason:
+                raise PlicError(f"--compare {name}: {reason}")
+            classical.append(codec)
     paths = list_images(images)[:limit]
     rows = []
     for device in [d.strip() for d in devices.split(",") if d.strip()]:
         if device.startswith("cuda") and not torch.cuda.is_available():
-            click.echo(f"{device}: not available here, skipped")
+            click.echo(f"{device}: not available here, skipped", err=True)
             continue
-        codec = load_codec(model, model_path, device, fast)
+        coders = {"plic": load_codec(model, model_path, device, exact=False),
+                  "plic --exact": load_codec(model, model_path, device, exact=True)}
         for p in paths:
-            r = time_codec(codec, read_image(p), quality, warmup, repeat)
-            r["image"] = p.name
-            rows.append(r)
-            click.echo(f"{device} {p.name}: {r['megapixels']:.2f} MP {r['bpp']:.3f} bpp  encode {r['encode_s']:.3f} s "
-                       f"({r['encode_mp_s']:.2f} MP/s)  decode {r['decode_s']:.3f} s ({r['decode_mp_s']:.2f} MP/s)  "
-                       f"entropy coder {r['entropy_encode_s'] * 1e3:.1f}/{r['entropy_decode_s'] * 1e3:.1f} ms enc/dec")
-        mine = [r for r in rows if r["device"].startswith(device)]
-        if mine:
-            click.echo(f"{device} median over {len(mine)} images: encode {statistics.median(r['encode_s'] for r in mine):.3f} s, "
-                       f"decode {statistics.median(r['decode_s'] for r in mine):.3f} s, "
-                       f"{statistics.median(r['encode_mp_s'] for r in mine):.2f}/"
-                       f"{statistics.median(r['decode_mp_s'] for r in mine):.2f} MP/s enc/dec")
+            img = read_image(p)
+            found = []
+            for label, codec in coders.items():
+                r = time_codec(codec, img, quality, warmup, repeat)
+                found.append({"coder": label, **r})
+            if TWIN in others:
+                try:
+                    found.append({"coder": "compressai", **time_compressai_twin(coders["plic"], img, quality, warmup,
+                                                                                  repeat)})
+                except ValueError as exc:
+                    raise PlicError(f"--compare compressai: {exc}") from None
+            rgb = (img.rgb[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for codec in classical:
+                found.append({"coder": codec.name, "device": "cpu",
+                              **time_classical(codec, rgb, found[0]["bpp"], warmup, repeat)})
+            twin = next((r for r in found if r["coder"] == "compressai"), None)
+            click.echo(f"{device} {p.name} ({found[0]['megapixels']:.2f} MP):")
+            for r in found:
+                r["image"] = p.name
+                ratio = ""
+                if twin is not None:
+                    r["encode_vs_compressai"] = r["encode_s"] / twin["encode_s"]
+                    r["decode_vs_compressai"] = r["decode_s"] / twin["decode_s"]
+                    ratio = f"  x{r['encode_vs_compressai']:.2f} / x{r['decode_vs_compressai']:.2f} of CompressAI's"
+                click.echo(f"  {r['coder']:<14} {r['bpp']:.3f} bpp  encode {r['encode_s']:.3f} s  "
+                           f"decode {r['decode_s']:.3f} s{ratio}")
+            rows += found
     if json_out:
         atomic_write_bytes(json_out, (json.dumps(rows, indent=1) + "\n").encode())

@@ -61,3 +61,53 @@ def time_codec(codec: Codec, img: PlanarImage, quality: float = 4.0, warmup: int
             "bpp": 8 * len(data) / (img.height * img.width), "encode_s": enc, "decode_s": dec,
             "encode_mp_s": mp / enc, "decode_mp_s": mp / dec, "entropy_encode_s": ent_enc, "entropy_decode_s": ent_dec,
             "entropy_mbit_s": 8 * len(data) / 1e6 / ((ent_enc + ent_dec) / 2)}
+
+
+def time_compressai_twin(codec: Codec, img: PlanarImage, quality: float = 4.0, warmup: int = 1,
+                         repeat: int = 3) -> Dict:
+    """CompressAI's own ``compress()``/``decompress()`` of the same weights at the same lambda.
+
+    The model is :func:`plic.models.compressai_interop.to_compressai` of the
+    codec's (a plain ``compressai.models.MeanScaleHyperprior``, float32 on the
+    codec's device, the default contiguous layout); its input is padded to a
+    multiple of 64 as CompressAI's example code does, and its strings are the
+    payloads of plic's file, without plic's header.
+    """
+    import torch.nn.functional as F
+
+    from plic.models.compressai_interop import to_compressai
+
+    sync = torch.cuda.synchronize if codec.device.type == "cuda" else (lambda: None)
+    lam = codec.resolve_lambda(quality)
+    codec = codec.pick(lam)
+    twin = to_compressai(codec.model, lam).to(codec.device)
+    x = img.rgb.to(codec.device)
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % 64, (-w) % 64
+    x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+    with torch.no_grad():
+        out = twin.compress(x)
+        enc = _median_seconds(lambda: twin.compress(x), warmup, repeat, sync)
+        dec = _median_seconds(lambda: twin.decompress(out["strings"], out["shape"])["x_hat"][..., :h, :w].clamp(0, 1),
+                              warmup, repeat, sync)
+    nbytes = sum(len(s[0]) for s in out["strings"])
+    mp = h * w / 1e6
+    return {"device": str(codec.device), "megapixels": mp, "bytes": nbytes, "bpp": 8 * nbytes / (h * w),
+            "encode_s": enc, "decode_s": dec, "encode_mp_s": mp / enc, "decode_mp_s": mp / dec}
+
+
+def time_classical(codec, rgb, target_bpp: float, warmup: int = 1, repeat: int = 3) -> Dict:
+    """A classical codec of ``plic eval`` at the setting whose file is nearest ``target_bpp`` (found untimed)."""
+    setting, data = encode_at_bpp_for_timing(codec, rgb, target_bpp)
+    enc = _median_seconds(lambda: codec.encode(rgb, setting), warmup, repeat, lambda: None)
+    dec = _median_seconds(lambda: codec.decode(data), warmup, repeat, lambda: None)
+    h, w = rgb.shape[:2]
+    mp = h * w / 1e6
+    return {"megapixels": mp, "bytes": len(data), "bpp": 8 * len(data) / (h * w), "setting": float(setting),
+            "encode_s": enc, "decode_s": dec, "encode_mp_s": mp / enc, "decode_mp_s": mp / dec}
+
+
+def encode_at_bpp_for_timing(codec, rgb, target_bpp: float):
+    from plic.eval.codecs import encode_at_bpp
+
+    return encode_at_bpp(codec, rgb, target_bpp, tol=0.05, max_iter=10)

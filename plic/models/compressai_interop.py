@@ -1,0 +1,57 @@
+"""plic's hyperprior as CompressAI's own ``MeanScaleHyperprior``, at one lambda.
+
+The two share every layer (CompressAI's ``conv``/``deconv``/``GDN`` and its
+entropy models); plic wraps the hyper-analysis, hyper-synthesis and entropy
+models in a ``HyperpriorLatentCodec`` and adds QVRF's quantization step ``a``:
+``y -> y / a -> code -> * a -> g_s``. Folding ``1/a`` into the last analysis
+convolution and ``a`` into the first synthesis deconvolution (both linear in
+that input) gives a plain CompressAI model that codes at that lambda exactly
+as plic does, up to float rounding. ``plic bench`` times CompressAI's own
+``compress()``/``decompress()`` on it, next to plic's coder of the same weights.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from plic.models.hyperprior import MeanScaleHyperprior
+
+#: plic's state-dict prefixes -> CompressAI ``MeanScaleHyperprior``'s
+_PREFIXES = (
+    ("latent_codec.hyper.h_a.", "h_a."),
+    ("latent_codec.hyper.h_s.", "h_s."),
+    ("latent_codec.hyper.entropy_bottleneck.", "entropy_bottleneck."),
+    ("latent_codec.y.gaussian_conditional.", "gaussian_conditional."),
+    ("g_a.", "g_a."),
+    ("g_s.", "g_s."),
+)
+
+
+def to_compressai(model: MeanScaleHyperprior, lmbda: float):
+    """A ``compressai.models.MeanScaleHyperprior`` that codes like ``model`` at ``lmbda``.
+
+    Its CDF tables are plic's own (copied, not recomputed), so the two write
+    the same symbols with the same tables.
+    """
+    from compressai.models import MeanScaleHyperprior as CompressAIMeanScaleHyperprior
+
+    if not isinstance(model, MeanScaleHyperprior) or model.levels != 4 or model.refiner is not None:
+        raise ValueError("only plic's 4-level hyperprior without a refiner has a CompressAI twin")
+    a = float(model.quant_step(torch.tensor([lmbda])).item())
+    state = {}
+    for key, value in model.state_dict().items():
+        for ours, theirs in _PREFIXES:
+            if key.startswith(ours):
+                state[theirs + key[len(ours):]] = value.clone()
+                break
+    last, first = f"g_a.{len(model.g_a) - 1}", "g_s.0"
+    state[f"{last}.weight"] = state[f"{last}.weight"] / a
+    state[f"{last}.bias"] = state[f"{last}.bias"] / a
+    # a transposed convolution's weight is (in, out, k, k): scaling it scales the input's contribution
+    state[f"{first}.weight"] = state[f"{first}.weight"] * a
+    twin = CompressAIMeanScaleHyperprior(model.N, model.M)
+    for name, buf in twin.named_buffers():  # CDF tables of another length than the fresh model's
+        if name in state and buf.shape != state[name].shape:
+            buf.resize_(state[name].shape)
+    twin.load_state_dict(state)
+    return twin.eval()
