@@ -21,8 +21,10 @@ register themselves when ``compressai.transforms`` is imported).
 
 ``scipy.stats`` (about 1 s), which compressai's entropy models import for one
 call in ``GaussianConditional.update()`` (building CDF tables: training and
-writing weight files, never coding), is made a lazy module
-(:class:`importlib.util.LazyLoader`): it loads on first attribute access.
+writing weight files, never coding), is deferred by :func:`defer_scipy_stats`:
+it loads on first attribute access. That is done after torch is imported,
+whose own import registers operators through ``inspect.getmodule`` over every
+module in ``sys.modules``.
 
 Nothing happens when compressai was imported before plic.
 """
@@ -71,8 +73,6 @@ def install() -> None:
     pkg.__getattr__ = __getattr__
     sys.modules["compressai"] = pkg
 
-    _lazy("scipy.stats")
-
     transforms = types.ModuleType("compressai.registry.transforms")
     transforms.TRANSFORMS = {}
 
@@ -88,25 +88,45 @@ def install() -> None:
     sys.modules["compressai.registry.transforms"] = transforms
 
 
-def _lazy(name: str) -> None:
-    """Put module ``name`` (``package.sub``) in ``sys.modules``, to run its code on first attribute access.
+def defer_scipy_stats() -> None:
+    """Make ``scipy.stats`` load on first use (call after ``import torch``, before compressai's entropy models)."""
+    if "torch" in sys.modules and "compressai.entropy_models" not in sys.modules:
+        _defer("scipy.stats")
 
-    The package itself is not imported here (``importlib.util.find_spec`` of a
-    submodule would import it, and scipy's imports numpy).
+
+class _Deferred(types.ModuleType):
+    """Stands in ``sys.modules`` for a module until one of its attributes is asked for.
+
+    The import system and ``inspect`` read only attributes set here (``__spec__``,
+    ``__file__``...), so ``import scipy.stats`` binds it without loading; the
+    first other attribute loads the real module, which then replaces it.
     """
+
+    def __getattr__(self, attr: str):
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, real)
+        return getattr(real, attr)
+
+
+def _defer(name: str) -> None:
     if name in sys.modules:
         return
     parent, _, _ = name.rpartition(".")
     try:
-        pspec = importlib.util.find_spec(parent)
+        pspec = importlib.util.find_spec(parent)  # a top-level package: found, not imported
         if pspec is None or not pspec.submodule_search_locations:
             return
         spec = importlib.machinery.PathFinder.find_spec(name, pspec.submodule_search_locations)
     except (ImportError, ValueError):
         return
-    if spec is None or spec.loader is None:
+    if spec is None:
         return
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    stub = _Deferred(name)
+    stub.__spec__, stub.__file__, stub.__path__ = spec, spec.origin, list(spec.submodule_search_locations or [])
+    stub.__loader__, stub.__package__ = spec.loader, name
+    sys.modules[name] = stub

@@ -1,7 +1,13 @@
 """plic's codec architectures; importing this module registers them by name."""
 
-from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec
-from plic.models.elic import ELIC
-from plic.models.hyperprior import MeanScaleHyperprior
+import torch  # noqa: F401  (first: see plic._compressai.defer_scipy_stats)
+
+from plic import _compressai
+
+_compressai.defer_scipy_stats()
+
+from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec  # noqa: E402
+from plic.models.elic import ELIC  # noqa: E402
+from plic.models.hyperprior import MeanScaleHyperprior  # noqa: E402
 
 __all__ = ["COMPRESSAI_MSE_LAMBDAS", "ELIC", "MeanScaleHyperprior", "VariableRateCodec"]
