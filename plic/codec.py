@@ -41,6 +41,7 @@ from plic.bitstream import Header, PlicFile
 from plic.errors import BitstreamError, PlicError
 from plic.image_io import PlanarImage, decode_alpha, encode_alpha, to_pil
 from plic.models.base import VariableRateCodec
+from plic.models.latent_hooks import fixed_hyper_latent
 
 #: tile edge (pixels) of the transforms; images up to this size are not tiled
 TILE = 1024
@@ -187,8 +188,6 @@ class Codec:
         what the entropy coder codes (the latent divided by the QVRF step, and
         the hyper-latent), when an encode-time optimisation chose them.
         """
-        from plic.refine.surrogate import fixed_hyper_latent
-
         h, w = img.height, img.width
         y = self.latents(img, lmbda, y) if latent is None else latent.detach().cpu().double()
         with _float64_default(), fixed_hyper_latent(self.entropy, None if z is None else z.detach().cpu().double()):

@@ -115,12 +115,12 @@ def test_po_elic_recipe_trains_alternately_and_resumes_exactly(po_setup, tmp_pat
     import csv
 
     from plic import zoo
-    from plic.train.trainer import Trainer
+    from plic.recipes import make_trainer
 
     folder, init = po_setup
-    Trainer(_po_cfg(folder, init, 4), tmp_path / "a", log=lambda m: None).run(progress=False)
-    Trainer(_po_cfg(folder, init, 2), tmp_path / "b", log=lambda m: None).run(progress=False)
-    Trainer(_po_cfg(folder, init, 4), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(_po_cfg(folder, init, 4), tmp_path / "a", log=lambda m: None).run(progress=False)
+    make_trainer(_po_cfg(folder, init, 2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(_po_cfg(folder, init, 4), tmp_path / "b", log=lambda m: None).run(progress=False)
     ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
     rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
     assert {"d_loss", "g_loss", "term_lpips", "term_style", "term_adversarial", "term_rate"} <= set(ra[0])
@@ -131,11 +131,11 @@ def test_po_elic_recipe_trains_alternately_and_resumes_exactly(po_setup, tmp_pat
 
 
 def test_gradient_analysis_splits_terms_by_module(po_setup, tmp_path):
+    from plic.recipes import make_trainer
     from plic.train import gradients
-    from plic.train.trainer import Trainer
 
     folder, init = po_setup
-    t = Trainer(_po_cfg(folder, init, 1), tmp_path / "g", log=lambda m: None)
+    t = make_trainer(_po_cfg(folder, init, 1), tmp_path / "g", log=lambda m: None)
     norms = gradients.analyze(t, 1)
     assert set(norms) == {"rate", "lpips", "charbonnier", "adversarial", "style"}
     assert norms["rate"]["g_s"] == 0 and norms["rate"]["latent_codec"] > 0  # the rate never reaches the decoder
@@ -166,7 +166,8 @@ def test_st_lic_recipe_trains_codec_and_refiner_and_resumes(po_setup, tmp_path):
     import csv
 
     from plic import zoo
-    from plic.train.trainer import TrainConfig, Trainer
+    from plic.recipes import make_trainer
+    from plic.train.trainer import TrainConfig
 
     folder, init = po_setup
 
@@ -175,9 +176,9 @@ def test_st_lic_recipe_trains_codec_and_refiner_and_resumes(po_setup, tmp_path):
                            batch_size=2, crop=64, checkpoint_every=2, eval_every=0, init=str(init),
                            recipe="st-lic", recipe_args={"refiner": 8})
 
-    Trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
-    Trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
-    Trainer(cfg(4), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
+    make_trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(cfg(4), tmp_path / "b", log=lambda m: None).run(progress=False)
     ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
     rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
     assert {"d_loss", "g_loss", "term_lpips", "term_wasserstein", "term_adversarial"} <= set(ra[0])
@@ -190,7 +191,8 @@ def test_st_lic_recipe_trains_codec_and_refiner_and_resumes(po_setup, tmp_path):
 
 def test_st_lic_with_a_frozen_codec_trains_the_refiner_alone_and_resumes(po_setup, tmp_path):
     from plic import zoo
-    from plic.train.trainer import TrainConfig, Trainer
+    from plic.recipes import make_trainer
+    from plic.train.trainer import TrainConfig
 
     folder, init = po_setup
 
@@ -199,9 +201,9 @@ def test_st_lic_with_a_frozen_codec_trains_the_refiner_alone_and_resumes(po_setu
                            batch_size=2, crop=64, checkpoint_every=2, eval_every=0, init=str(init), recipe="st-lic",
                            recipe_args={"refiner": 8, "freeze_codec": 1, "c_mse": 0.00234})
 
-    Trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
-    Trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
-    Trainer(cfg(4), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
+    make_trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(cfg(4), tmp_path / "b", log=lambda m: None).run(progress=False)
     start = zoo.load_weights(init).state_dict()
     trained = zoo.load_weights(tmp_path / "a" / "model.safetensors").state_dict()
     codec_keys = [k for k in start if not k.startswith("refiner.")]
@@ -273,9 +275,9 @@ def test_grow_latent_phases_in_the_new_channels_rate():
 
 
 def test_lpips_and_style_from_one_vgg_pass_equal_the_separate_losses():
+    from plic.losses.distortion import distortion_fn
     from plic.losses.perceptual import LPIPSAndStyle
     from plic.losses.style import PatchedStyleLoss
-    from plic.refine.distortion import distortion_fn
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 64, 64, generator=g)
@@ -290,14 +292,15 @@ def test_lpips_and_style_from_one_vgg_pass_equal_the_separate_losses():
 def test_po_elic_variable_rate_holds_each_crop_at_the_init_models_rate(po_setup, tmp_path):
     import csv
 
+    from plic.recipes import make_trainer
     from plic.train.loss import bpp_per_item
-    from plic.train.trainer import TrainConfig, Trainer
+    from plic.train.trainer import TrainConfig
 
     folder, init = po_setup
     cfg = TrainConfig(model="hyperprior", lambda_min=0.002, lambda_max=0.05, data=[str(folder)], steps=2,
                       batch_size=2, crop=64, checkpoint_every=1, eval_every=0, init=str(init),
                       recipe="po-elic", recipe_args={"target_bpp": 0.0})
-    t = Trainer(cfg, tmp_path / "vr", log=lambda m: None)
+    t = make_trainer(cfg, tmp_path / "vr", log=lambda m: None)
     x, lam = t.next_batch()
     lam = torch.tensor([0.002, 0.05])
     torch.manual_seed(5)

@@ -9,7 +9,8 @@ import torch
 from plic.errors import PlicError
 from plic.iqa.proxy import ProxIQANet, build_proxy
 from plic.iqa.targets import get_target, ssim_target
-from plic.train.trainer import TrainConfig, Trainer
+from plic.recipes import make_trainer
+from plic.train.trainer import TrainConfig
 
 
 def test_proxiqa_network_is_the_papers():
@@ -121,9 +122,9 @@ def test_recipe_logs_true_and_proxy_scores_and_resumes_exactly(crops, tmp_path):
 
     from plic import zoo
 
-    Trainer(_cfg(crops, 4), tmp_path / "a", log=lambda m: None).run(progress=False)
-    Trainer(_cfg(crops, 2), tmp_path / "b", log=lambda m: None).run(progress=False)
-    Trainer(_cfg(crops, 4), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(_cfg(crops, 4), tmp_path / "a", log=lambda m: None).run(progress=False)
+    make_trainer(_cfg(crops, 2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(_cfg(crops, 4), tmp_path / "b", log=lambda m: None).run(progress=False)
     ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
     rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
     assert {"true", "proxy", "proxy_loss"} <= set(ra[0])
@@ -134,15 +135,15 @@ def test_recipe_logs_true_and_proxy_scores_and_resumes_exactly(crops, tmp_path):
 
 
 def test_resume_refuses_another_proxy(crops, tmp_path):
-    Trainer(_cfg(crops, 2), tmp_path / "r", log=lambda m: None).run(progress=False)
+    make_trainer(_cfg(crops, 2), tmp_path / "r", log=lambda m: None).run(progress=False)
     cfg = _cfg(crops, 3)
     cfg.recipe_args = {**cfg.recipe_args, "proxy": "proxiqa"}
     with pytest.raises(PlicError, match="resume it with --recipe-arg proxy=proxiqa-diff"):
-        Trainer(cfg, tmp_path / "r", log=lambda m: None).run(progress=False)
+        make_trainer(cfg, tmp_path / "r", log=lambda m: None).run(progress=False)
 
 
 def test_proxy_warm_up_sees_fresh_lambdas_every_time(crops, tmp_path):
-    trainer = Trainer(_cfg(crops, 1), tmp_path / "w", log=lambda m: None)
+    trainer = make_trainer(_cfg(crops, 1), tmp_path / "w", log=lambda m: None)
     seen = []
     forward = trainer.model.forward
 

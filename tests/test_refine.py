@@ -10,10 +10,10 @@ from plic import bitstream, zoo
 from plic.codec import Codec
 from plic.errors import PlicError
 from plic.image_io import PlanarImage, read_image
+from plic.models.latent_hooks import quantized_with
 from plic.refine import Objective, Settings, refine_encode
 from plic.refine.optimize import optimise
 from plic.refine.rounding import METHODS, THREE_CLASS, TWO_CLASS, soft_round, temperature
-from plic.refine.surrogate import quantized_with
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -95,7 +95,7 @@ def compressor(quality, lmbda, bpp, target_psnr, model, model_path, device, exac
         refine = "snic"  # a fixed-rate model reaches a target only through a substitute
     targeted = refine != "none" and refine != "sga+" and (bpp is not None or target_psnr is not None)
     if refine != "none":
-        from plic.refine.distortion import distortion_fn
+        from plic.losses.distortion import distortion_fn
 
         distortion_fn(metric, codec.device)  # missing weights: fail before any work
         if targeted and metric != "mse" and target_psnr is not None:
@@ -173,7 +173,7 @@ def _comparison(codec, img, before, after, after_rec, metric) -> str:
 
     from plic import bitstream
     from plic.image_io import quantize_rgb
-    from plic.refine.distortion import distortion_fn
+    from plic.losses.distortion import distortion_fn
 
     fn = distortion_fn(metric, "cpu")
     parts = []

@@ -83,7 +83,8 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
 
     import torch
 
-    from plic.train.trainer import TrainConfig, Trainer
+    from plic.recipes import make_trainer
+    from plic.train.trainer import TrainConfig
 
     if threads:
         torch.set_num_threads(threads)
@@ -157,7 +158,7 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
     from plic.train import distributed
 
     try:
-        trainer = Trainer(cfg, out, device=_device(device), log=lambda m: click.echo(m, err=True))
+        trainer = make_trainer(cfg, out, device=_device(device), log=lambda m: click.echo(m, err=True))
         trainer.log(f"{len(trainer.data)} training images ({trainer.data.skipped} skipped); "
                     f"lambda in [{lo:g}, {hi:g}]")
         if analyze_gradients:

@@ -13,7 +13,7 @@ import inspect
 from typing import Dict, Type
 
 from plic.errors import PlicError
-from plic.recipes.base import RateDistortion, Recipe
+from plic.train.recipe import RateDistortion, Recipe
 
 RECIPES: Dict[str, Type[Recipe]] = {"rd": RateDistortion}
 
@@ -53,4 +53,12 @@ def build_recipe(name: str, **args) -> Recipe:
     return RECIPES[name](**args)
 
 
-__all__ = ["Recipe", "RateDistortion", "RECIPES", "build_recipe", "check_args"]
+def make_trainer(cfg, out, **kwargs):
+    """A :class:`plic.train.trainer.Trainer` for ``cfg``, handed the recipe ``cfg.recipe`` names."""
+    from plic.train.trainer import Trainer
+
+    args = cfg.recipe_args if cfg.recipe != "rd" else {"metric": cfg.metric}
+    return Trainer(cfg, out, recipe=build_recipe(cfg.recipe, **args), **kwargs)
+
+
+__all__ = ["Recipe", "RateDistortion", "RECIPES", "build_recipe", "check_args", "make_trainer"]

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from plic.losses.adversarial import ADVERSARIAL
 from plic.losses.discriminator import ConditionalDiscriminator
-from plic.train.frozen import frozen
+from plic.models.frozen import frozen
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 
 

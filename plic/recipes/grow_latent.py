@@ -15,8 +15,8 @@ always the full rate.
 from __future__ import annotations
 
 from plic.errors import PlicError
-from plic.recipes.base import Recipe
 from plic.train.loss import RateDistortionLoss, bpp_per_item
+from plic.train.recipe import Recipe
 
 
 class GrowLatent(Recipe):

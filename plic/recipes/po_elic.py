@@ -36,8 +36,8 @@ from plic.losses.perceptual import LPIPSAndStyle
 from plic.losses.pixel import charbonnier
 from plic.losses.rate_target import rate_weight
 from plic.recipes.adversary import Adversary
-from plic.recipes.base import Recipe
 from plic.train.loss import bpp_per_item
+from plic.train.recipe import Recipe
 
 
 class POELIC(Recipe):

@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from plic.errors import PlicError
 from plic.iqa.proxy import build_proxy
 from plic.iqa.targets import get_target
-from plic.recipes.base import Recipe
-from plic.train.frozen import frozen
+from plic.models.frozen import frozen
 from plic.train.loss import bpp_per_item
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
+from plic.train.recipe import Recipe
 
 
 class ProxIQA(Recipe):

@@ -28,8 +28,8 @@ import torch
 
 from plic.losses.wasserstein import WassersteinDistortion
 from plic.recipes.adversary import Adversary
-from plic.recipes.base import Recipe
 from plic.train.loss import bpp_per_item
+from plic.train.recipe import Recipe
 
 
 def scale_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -59,7 +59,7 @@ class STLIC(Recipe):
         return {"refiner": self.refiner_channels}
 
     def setup(self, trainer) -> None:
-        from plic.refine.distortion import distortion_fn
+        from plic.losses.distortion import distortion_fn
 
         super().setup(trainer)
         device = trainer.device

@@ -33,10 +33,10 @@ from torch import Tensor
 
 from plic.errors import PlicError
 from plic.image_io import PlanarImage
-from plic.refine.distortion import distortion_fn
+from plic.losses.distortion import distortion_fn
+from plic.models.frozen import frozen
+from plic.models.latent_hooks import fixed_hyper_latent, hyper_analysis, quantized_with
 from plic.refine.rounding import METHODS, rounding_fn, temperature
-from plic.refine.surrogate import fixed_hyper_latent, hyper_analysis, quantized_with
-from plic.train.frozen import frozen
 
 
 @dataclass

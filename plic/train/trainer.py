@@ -42,6 +42,7 @@ from plic.train import distributed
 from plic.train.data import Prefetcher, RandomCrops, find_images
 from plic.train.distributed import World
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
+from plic.train.recipe import RateDistortion, Recipe
 
 
 @dataclass
@@ -114,7 +115,9 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu", log=print,
-                 world: Optional[World] = None):
+                 world: Optional[World] = None, recipe: Optional[Recipe] = None):
+        """``recipe``: what a step optimises, named ``cfg.recipe``; the plain ``rd`` one is built here,
+        any other is handed in (:func:`plic.recipes.make_trainer` builds it from ``cfg``)."""
         if cfg.precision not in PRECISIONS:
             raise PlicError(f"unknown precision {cfg.precision!r} (known: {', '.join(PRECISIONS)})")
         self.cfg = cfg
@@ -137,11 +140,15 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
-        from plic.recipes import build_recipe
-
         if cfg.recipe != "rd" and self.world.distributed:
             raise PlicError(f"the {cfg.recipe} recipe trains in one process (no torchrun)")
-        self.recipe = build_recipe(cfg.recipe, **(cfg.recipe_args if cfg.recipe != "rd" else {"metric": cfg.metric}))
+        if recipe is None:
+            if cfg.recipe != "rd":
+                raise ValueError(f"hand the trainer its {cfg.recipe!r} recipe (plic.recipes.make_trainer)")
+            recipe = RateDistortion(cfg.metric)
+        elif getattr(recipe, "name", None) != cfg.recipe:
+            raise ValueError(f"the recipe handed in is {recipe.name!r}, the configuration names {cfg.recipe!r}")
+        self.recipe = recipe
         cfg.model_args.update(self.recipe.model_args())
         if cfg.init:
             self._inherit_architecture(cfg.init)

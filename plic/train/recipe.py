@@ -1,4 +1,9 @@
-"""The recipe interface and the plain rate-distortion recipe."""
+"""The recipe interface the trainer drives, and the plain rate-distortion recipe.
+
+The per-paper recipes live a layer above, in :mod:`plic.recipes`, and are
+handed to the trainer (:func:`plic.recipes.make_trainer`); the trainer itself
+knows only this contract and builds the default ``rd`` recipe.
+"""
 
 from __future__ import annotations
 
