@@ -197,6 +197,16 @@ def find_shipped(model: str, fingerprint: bytes, device: str = "cpu") -> Optiona
     return None
 
 
+def find_imported(model: str, fingerprint: bytes) -> Optional[Path]:
+    """The weights ``plic import`` kept with this fingerprint ($PLIC_CACHE/models), if any (headers only)."""
+    folder = Path(os.environ.get("PLIC_CACHE") or Path.home() / ".cache" / "plic") / "models"
+    for path in sorted(folder.glob(f"{model}-{fingerprint.hex()}*.safetensors")) if folder.is_dir() else []:
+        meta = read_metadata(path)
+        if meta.get("plic_model") == model and stored_fingerprint(path) == fingerprint:
+            return path
+    return None
+
+
 def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:
     """A shipped model by registry name, or a weight file by path (cached)."""
     key = f"{name_or_path}@{device}"

@@ -81,7 +81,7 @@ def main() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("compress", "decompress", "info", "train", "curves", "eval", "plot", "bdrate", "bench"):
+    for name in ("compress", "decompress", "info", "import_", "train", "curves", "eval", "plot", "bdrate", "bench"):
         try:
             module = importlib.import_module(f"plic.cli.{name}")
         except ModuleNotFoundError:

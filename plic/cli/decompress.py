@@ -39,7 +39,7 @@ def decompressor(model_path, device, exact, reference, root):
     from plic.codec import alpha_plane, psnr
     from plic.image_io import IMAGE_SUFFIXES, quantize_rgb, read_image, save_image, to_pil
     from plic.registry import MODELS
-    from plic.zoo import find_shipped
+    from plic.zoo import find_imported, find_shipped
 
     if model_path:
         load_codec(None, model_path, device, exact)  # an unusable weight file fails before any work
@@ -66,9 +66,12 @@ def decompressor(model_path, device, exact, reference, root):
             raise PlicError(f"{src}: made by model {name!r}, which this plic does not know")
         key = (name, f.header.fingerprint)
         if key not in codecs:
-            # the shipped weights the file was made with (MSE or perceptual variant)
-            shipped = None if model_path else (find_shipped(name, f.header.fingerprint, device) or name)
-            codecs[key] = load_codec(shipped, model_path, device, exact)
+            # the weights the file was made with: given, shipped (MSE or perceptual), or imported by plic import
+            shipped = imported = None
+            if not model_path:
+                shipped = find_shipped(name, f.header.fingerprint, device)
+                imported = None if shipped else find_imported(name, f.header.fingerprint)
+            codecs[key] = load_codec(None if imported else (shipped or name), model_path or imported, device, exact)
         rgb = codecs[key].decode_file(f)
         if not is_stdio(dst):
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ def command(input, as_json):
     if path is not None and path.is_file():
         shipped_name = zoo.find_shipped(h.model, h.fingerprint)
         shipped = shipped_name is not None
+    imported = None if shipped else zoo.find_imported(h.model, h.fingerprint)
     flags = [name for bit, name in ((bitstream.FLAG_ALPHA, "alpha"),
                                     (bitstream.FLAG_VARIABLE_RATE, "variable-rate"),
                                     (bitstream.FLAG_REFINER, "refiner")) if h.flags & bit]
@@ -43,6 +44,7 @@ def command(input, as_json):
         "weights_fingerprint": h.fingerprint.hex(),
         "matches_shipped_weights": shipped,
         "shipped_weights": shipped_name,
+        "imported_weights": None if imported is None else str(imported),
         "width": h.width,
         "height": h.height,
         "channels": h.channels,
@@ -58,6 +60,8 @@ def command(input, as_json):
         click.echo(json.dumps(info, indent=1))
         return
     match = {True: f"(the shipped weights: {shipped_name})", False: "(NOT the shipped weights)", None: ""}[shipped]
+    if imported is not None:
+        match = f"(imported weights: {imported})"
     click.echo(f"{input}: plic format v{h.version}, {len(data)} bytes, {info['bpp']:.4f} bpp, checksum ok")
     click.echo(f"  model      {h.model}, weights {h.fingerprint.hex()} {match}".rstrip())
     click.echo(f"  image      {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")

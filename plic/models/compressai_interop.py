@@ -1,4 +1,4 @@
-"""plic's hyperprior as CompressAI's own ``MeanScaleHyperprior``, at one lambda.
+"""plic's hyperprior and CompressAI's own ``MeanScaleHyperprior``, both ways.
 
 The two share every layer (CompressAI's ``conv``/``deconv``/``GDN`` and its
 entropy models); plic wraps the hyper-analysis, hyper-synthesis and entropy
@@ -8,6 +8,9 @@ convolution and ``a`` into the first synthesis deconvolution (both linear in
 that input) gives a plain CompressAI model that codes at that lambda exactly
 as plic does, up to float rounding. ``plic bench`` times CompressAI's own
 ``compress()``/``decompress()`` on it, next to plic's coder of the same weights.
+
+The other way, :func:`from_compressai` makes a fixed-rate plic model (QVRF
+step 1 at its one lambda) of a CompressAI model: ``plic import`` uses it.
 """
 
 from __future__ import annotations
@@ -55,3 +58,19 @@ def to_compressai(model: MeanScaleHyperprior, lmbda: float):
             buf.resize_(state[name].shape)
     twin.load_state_dict(state)
     return twin.eval()
+
+
+def from_compressai(twin, lmbda: float) -> MeanScaleHyperprior:
+    """A fixed-rate plic ``hyperprior`` at ``lmbda`` holding a CompressAI ``MeanScaleHyperprior``'s weights."""
+    state = {}
+    for key, value in twin.state_dict().items():
+        for ours, theirs in _PREFIXES:
+            if key.startswith(theirs):
+                state[ours + key[len(theirs):]] = value.clone()
+                break
+    model = MeanScaleHyperprior(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda)
+    for name, buf in model.named_buffers():
+        if name in state and buf.shape != state[name].shape:
+            buf.resize_(state[name].shape)
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,144 @@
+"""``plic import``: CompressAI checkpoints as plic codecs, checked against CompressAI's own coder (offline)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from plic import bitstream, zoo
+from plic.cli import main
+from plic.codec import Codec
+from plic.errors import PlicError
+from plic.image_io import read_image
+from plic.importer import import_compressai, read_checkpoint
+
+
+def _compressai_model(seed=0):
+    """A CompressAI MeanScaleHyperprior in the zoo's state: CDF tables built by update()."""
+    import compressai.models
+
+    torch.manual_seed(seed)
+    m = compressai.models.MeanScaleHyperprior(32, 48)
+    with torch.no_grad():  # random weights give latents of ~0.01; make them code real symbols
+        m.g_a[6].weight.mul_(60)
+        m.g_a[6].bias.mul_(60)
+        m.g_s[0].weight.div_(60)
+    m.update(force=True)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    m = _compressai_model()
+    bare = d / "mbt-bare.pth.tar"
+    torch.save(m.state_dict(), bare)
+    # as CompressAI's examples/train.py saves: a training checkpoint holding the state dict
+    training = d / "checkpoint_best.pth.tar"
+    torch.save({"epoch": 3, "state_dict": m.state_dict(), "loss": torch.tensor(1.5),
+                "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]}}, training)
+    return m, bare, training
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLIC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def test_imported_model_codes_as_compressai_does(checkpoint, tmp_path, sample_image):
+    m, bare, _ = checkpoint
+    out = tmp_path / "mbt.safetensors"
+    r = import_compressai("compressai:mbt2018-mean", 3, out, weights=bare)
+    assert (r["N"], r["M"], r["lambda"]) == (32, 48, 0.0067)
+    meta = zoo.read_metadata(out)
+    assert '"source": "compressai:mbt2018-mean"' in meta["plic_provenance"] and "sha256" in meta["plic_provenance"]
+    codec = Codec(zoo.load_weights(out))
+    img = read_image(sample_image)
+    data = codec.encode(img).data
+    f = bitstream.parse(data)
+    x = F.pad(img.rgb, (0, (-451) % 64, 0, (-300) % 64), mode="replicate")
+    with torch.no_grad():
+        theirs = m.compress(x)
+        # CompressAI's own decompress, its latents taken on the way
+        z_hat = m.entropy_bottleneck.decompress(theirs["strings"][1], theirs["shape"])
+        scales, means = m.h_s(z_hat).chunk(2, 1)
+        y_theirs = m.gaussian_conditional.decompress(theirs["strings"][0], m.gaussian_conditional.build_indexes(scales),
+                                                     means=means)
+        x_theirs = m.g_s(y_theirs).clamp(0, 1)[..., :300, :451]
+        from plic.codec import _float64_default
+
+        with _float64_default():
+            y_ours = codec.entropy.decompress(codec._padded_payloads(f), f.header.shapes)["y_hat"]
+    assert float((y_ours - y_theirs.double()).abs().max()) < 1e-3  # the same symbols, around the same means
+    nonzero = float((y_theirs - means).round().abs().sum())
+    assert nonzero > 100  # a real test: many symbols away from the mean
+    ours = sum(len(s) for g in f.payloads for s in g)
+    assert abs(ours - sum(len(s[0]) for s in theirs["strings"])) <= 0.01 * ours
+    a = np.asarray(codec.decode(data)[0]).astype(int)
+    b = (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_training_checkpoint_sga_and_cli_round_trip(checkpoint, tmp_path, sample_image):
+    from plic.refine import Objective, Settings
+    from plic.refine.optimize import optimise
+
+    _, _, training = checkpoint
+    out = tmp_path / "mine.safetensors"
+    runner = CliRunner()
+    r = runner.invoke(main, ["import", "compressai:mbt2018-mean", "--quality", "3", "--weights", str(training),
+                             "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "fixed-rate at lambda 0.0067" in r.output
+    codec = Codec(zoo.load_weights(out))
+    img = read_image(sample_image)
+    res = optimise(codec, img, 0.0067, Objective(0.0067), Settings(steps=15, trace_every=5))
+    assert res.trace[-1]["true_loss"] < res.trace[0]["true_loss"]  # SGA+ lowers R + lambda D on it
+    plic_file, png = tmp_path / "s.plic", tmp_path / "s.png"
+    r = runner.invoke(main, ["compress", str(sample_image), "-o", str(plic_file), "--model-path", str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["info", str(plic_file)])
+    assert "imported weights" in r.output
+    # no --model-path: decompress finds the imported weights by the file's fingerprint
+    r = runner.invoke(main, ["decompress", str(plic_file), "-o", str(png), "--reference", str(sample_image)])
+    assert r.exit_code == 0, r.output
+    assert "dB PSNR" in r.output
+
+
+def test_crafted_pickle_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.pth.tar"
+    with open(bad, "wb") as f:
+        pickle.dump({"state_dict": Evil()}, f)
+    with pytest.raises(PlicError, match="not a plain tensor checkpoint"):
+        read_checkpoint(bad)
+    assert not marker.exists()
+    r = CliRunner().invoke(main, ["import", "compressai:mbt2018-mean", "-q", "3", "--weights", str(bad),
+                                  "-o", str(tmp_path / "o.safetensors")])
+    assert r.exit_code == 1 and r.output.startswith("plic: ") and len(r.output.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "o.safetensors").exists()
+
+
+def test_wrong_architecture_and_missing_zoo_file_are_refused(tmp_path):
+    import compressai.models
+
+    other = tmp_path / "factorized.pth.tar"
+    torch.save(compressai.models.FactorizedPrior(32, 48).state_dict(), other)
+    with pytest.raises(PlicError, match="not a CompressAI mbt2018-mean checkpoint"):
+        import_compressai("compressai:mbt2018-mean", 3, tmp_path / "o.safetensors", weights=other)
+    with pytest.raises(PlicError, match=r"no network access here: CompressAI's zoo file mbt2018-mean-3-\w+\.pth\.tar"):
+        import_compressai("compressai:mbt2018-mean", 3, tmp_path / "o.safetensors")
+    with pytest.raises(PlicError, match="cannot be imported yet"):
+        import_compressai("compressai:cheng2020-anchor", 3, tmp_path / "o.safetensors")
+    assert not (tmp_path / "o.safetensors").exists()
