@@ -142,3 +142,38 @@ def test_wrong_architecture_and_missing_zoo_file_are_refused(tmp_path):
     with pytest.raises(PlicError, match="cannot be imported yet"):
         import_compressai("compressai:cheng2020-anchor", 3, tmp_path / "o.safetensors")
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_compressai_codec_in_eval_is_compressais_own_strings(tmp_path, sample_image, monkeypatch):
+    """plic eval's compressai:<arch> codes with CompressAI's coder; the imported plic file matches it."""
+    import json
+
+    from plic.eval.compressai_codec import CompressAICodec, _zoo_model
+    from plic.importer import zoo_file
+
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    for q in range(1, 9):  # zoo files as the hub cache would hold them (here: made locally)
+        torch.save(_compressai_model(seed=q).state_dict(), zoo_file("mbt2018-mean", q))
+    _zoo_model.cache_clear()
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["eval", "--data", str(sample_image), "--codecs", "compressai:mbt2018-mean",
+                                  "--metrics", "psnr", "--points", "2", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    point = json.loads((out / "points" / "compressai-mbt2018-mean" / "q8" / "chelsea.json").read_text())
+    data = (out / "files" / "compressai-mbt2018-mean" / "q8" / "chelsea.bin").read_bytes()
+    m = _zoo_model("mbt2018-mean", 8, "mse")
+    x = F.pad(read_image(sample_image).rgb, (0, (-451) % 64, 0, (-300) % 64))
+    with torch.no_grad():
+        strings = m.compress(x)["strings"]
+    payload = sum(len(s[0]) for s in strings)
+    assert payload <= point["bytes"] <= payload + 100  # CompressAI's strings and a small frame
+    imported = tmp_path / "q8.safetensors"
+    import_compressai("compressai:mbt2018-mean", 8, imported)  # the same zoo file, through plic
+    plic_data = Codec(zoo.load_weights(imported)).encode(read_image(sample_image)).data
+    plic_payload = sum(len(s) for g in bitstream.parse(plic_data).payloads for s in g)
+    with torch.no_grad():  # plic pads by replicating the edge (fewer bits than CompressAI's zeros): pad alike
+        same = m.compress(F.pad(read_image(sample_image).rgb, (0, (-451) % 64, 0, (-300) % 64), mode="replicate"))
+    assert abs(plic_payload - sum(len(s[0]) for s in same["strings"])) <= 0.01 * plic_payload
+    assert CompressAICodec("mbt2018-mean").decode(data).shape == (300, 451, 3)
+    _zoo_model.cache_clear()

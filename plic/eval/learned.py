@@ -69,10 +69,14 @@ def make_codec(spec: str, device: str = "cpu") -> ClassicalCodec:
 
     if spec.startswith("plic:"):
         return LearnedCodec(spec[5:] or "hyperprior", device)
+    if spec.startswith("compressai:"):
+        from plic.eval.compressai_codec import CompressAICodec
+
+        return CompressAICodec(spec[len("compressai:"):])
     if spec == "plic":
         return LearnedCodec("hyperprior", device)
     try:
         return classical_codec(spec)
     except PlicError:
-        raise PlicError(f"unknown codec {spec!r}; known: plic:<model name or weights file>, "
+        raise PlicError(f"unknown codec {spec!r}; known: plic:<model name or weights file>, compressai:<zoo architecture>, "
                         f"{', '.join(CLASSICAL_CODECS)}") from None

@@ -148,7 +148,7 @@ class Benchmark:
         return self.out / "points" / safe_name(t.codec.name) / t.key / f"{t.image.stem}.json"
 
     def file_path(self, t: Task) -> Path:
-        ext = "plic" if t.codec.name.startswith("plic:") else FILE_EXT.get(t.codec.name, "bin")
+        ext = "plic" if t.codec.name.startswith("plic:") else FILE_EXT.get(t.codec.name, "bin")  # compressai: bin
         return self.out / "files" / safe_name(t.codec.name) / t.key / f"{t.image.stem}.{ext}"
 
     def feature_path(self, extractor: str, codec: str, key: str, image: Path) -> Path:
