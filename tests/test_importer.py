@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +45,10 @@ def checkpoint(tmp_path_factory):
     torch.save({"epoch": 3, "state_dict": m.state_dict(), "loss": torch.tensor(1.5),
                 "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]}}, training)
     return m, bare, training
+
+
+#: the real cache (converted VGG/AlexNet weights), before each test points PLIC_CACHE at its own
+REAL_CACHE = os.environ.get("PLIC_CACHE") or str(Path.home() / ".cache" / "plic")
 
 
 @pytest.fixture(autouse=True)
@@ -177,3 +183,22 @@ def test_compressai_codec_in_eval_is_compressais_own_strings(tmp_path, sample_im
     assert abs(plic_payload - sum(len(s[0]) for s in same["strings"])) <= 0.01 * plic_payload
     assert CompressAICodec("mbt2018-mean").decode(data).shape == (300, 451, 3)
     _zoo_model.cache_clear()
+
+
+def test_po_elic_finetunes_an_imported_model(checkpoint, tmp_path, sample_image, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("PLIC_CACHE", REAL_CACHE)  # the loss networks' weights
+    _, bare, _ = checkpoint
+    init = tmp_path / "mbt.safetensors"
+    import_compressai("compressai:mbt2018-mean", 3, init, weights=bare)
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.open(sample_image).convert("RGB").crop((0, 0, 160, 160)).save(data / "a.png")
+    r = CliRunner().invoke(main, ["train", "--recipe", "po-elic", "--init", str(init), "--target-bpp", "0.3",
+                                  "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size",
+                                  "1", "--crop", "64", "--eval-every", "0", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "lambda 0.0067" in r.output  # a fixed-rate init trains at its own lambda
+    tuned = zoo.load_weights(tmp_path / "run" / "model.safetensors")
+    assert tuned.fingerprint != zoo.load_weights(init).fingerprint and not tuned.variable_rate

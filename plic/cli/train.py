@@ -191,6 +191,8 @@ def _lambda_for_rate(init: str, data, target_bpp: float, crop: int) -> float:
     from plic.train.loss import bpp_per_item
 
     model = zoo.load_weights(init)
+    if not model.variable_rate:  # a fixed-rate init (an imported CompressAI model): its own lambda
+        return model.lambda_max
     x = RandomCrops(list(data), crop=crop, max_images=64).sample(16, torch.Generator().manual_seed(0))
     lo, hi = math.log(model.lambda_min), math.log(model.lambda_max)
 
