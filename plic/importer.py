@@ -23,7 +23,8 @@ from typing import Dict, Optional
 from plic.errors import PlicError
 
 #: zoo architecture -> (compressai.models class name, plic registry name); more as plic's registry grows
-IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior")}
+IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior"),
+              "bmshj2018-hyperprior": ("ScaleHyperprior", "scale-hyperprior")}
 #: lambdas of CompressAI's zoo qualities 1..8 (its training script's table), by metric
 ZOO_LAMBDAS = {
     "mse": (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800),

@@ -202,3 +202,33 @@ def test_po_elic_finetunes_an_imported_model(checkpoint, tmp_path, sample_image,
     assert "lambda 0.0067" in r.output  # a fixed-rate init trains at its own lambda
     tuned = zoo.load_weights(tmp_path / "run" / "model.safetensors")
     assert tuned.fingerprint != zoo.load_weights(init).fingerprint and not tuned.variable_rate
+
+
+def test_scale_hyperprior_imports_from_bmshj2018(tmp_path, sample_image):
+    """CompressAI's ScaleHyperprior (bmshj2018-hyperprior) becomes plic's scale-hyperprior, coding alike."""
+    import compressai.models
+
+    torch.manual_seed(0)
+    m = compressai.models.ScaleHyperprior(32, 48)
+    with torch.no_grad():
+        m.g_a[6].weight.mul_(60)
+        m.g_a[6].bias.mul_(60)
+        m.g_s[0].weight.div_(60)
+    m.update(force=True)
+    m.eval()
+    ckpt = tmp_path / "bmshj.pth.tar"
+    torch.save(m.state_dict(), ckpt)
+    out = tmp_path / "bmshj.safetensors"
+    assert import_compressai("compressai:bmshj2018-hyperprior", 2, out, weights=ckpt)["model"] == "scale-hyperprior"
+    codec = Codec(zoo.load_weights(out))
+    img = read_image(sample_image)
+    data = codec.encode(img).data
+    f = bitstream.parse(data)
+    x = F.pad(img.rgb, (0, (-451) % 64, 0, (-300) % 64), mode="replicate")
+    with torch.no_grad():
+        theirs = m.compress(x)
+        x_theirs = m.decompress(theirs["strings"], theirs["shape"])["x_hat"].clamp(0, 1)[..., :300, :451]
+    ours = sum(len(s) for g in f.payloads for s in g)
+    assert ours > 1000 and abs(ours - sum(len(s[0]) for s in theirs["strings"])) <= 0.01 * ours
+    a = np.asarray(codec.decode(data)[0]).astype(int)
+    assert np.abs(a - (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)).max() <= 1

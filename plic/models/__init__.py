@@ -9,5 +9,6 @@ _compressai.defer_scipy_stats()
 from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec  # noqa: E402
 from plic.models.elic import ELIC  # noqa: E402
 from plic.models.hyperprior import MeanScaleHyperprior  # noqa: E402
+from plic.models.scale_hyperprior import ScaleHyperprior  # noqa: E402
 
-__all__ = ["COMPRESSAI_MSE_LAMBDAS", "ELIC", "MeanScaleHyperprior", "VariableRateCodec"]
+__all__ = ["COMPRESSAI_MSE_LAMBDAS", "ELIC", "MeanScaleHyperprior", "ScaleHyperprior", "VariableRateCodec"]

@@ -18,6 +18,10 @@ from __future__ import annotations
 import torch
 
 from plic.models.hyperprior import MeanScaleHyperprior
+from plic.models.scale_hyperprior import ScaleHyperprior
+
+#: plic class -> the CompressAI class with the same layers
+TWINS = {MeanScaleHyperprior: "MeanScaleHyperprior", ScaleHyperprior: "ScaleHyperprior"}
 
 #: plic's state-dict prefixes -> CompressAI ``MeanScaleHyperprior``'s
 _PREFIXES = (
@@ -30,16 +34,16 @@ _PREFIXES = (
 )
 
 
-def to_compressai(model: MeanScaleHyperprior, lmbda: float):
-    """A ``compressai.models.MeanScaleHyperprior`` that codes like ``model`` at ``lmbda``.
+def to_compressai(model, lmbda: float):
+    """A ``compressai.models`` model (``MeanScaleHyperprior`` or ``ScaleHyperprior``) that codes like ``model`` at ``lmbda``.
 
     Its CDF tables are plic's own (copied, not recomputed), so the two write
     the same symbols with the same tables.
     """
-    from compressai.models import MeanScaleHyperprior as CompressAIMeanScaleHyperprior
+    import compressai.models
 
-    if not isinstance(model, MeanScaleHyperprior) or model.levels != 4 or model.refiner is not None:
-        raise ValueError("only plic's 4-level hyperprior without a refiner has a CompressAI twin")
+    if type(model) not in TWINS or getattr(model, "levels", 4) != 4 or model.refiner is not None:
+        raise ValueError("only plic's 4-level hyperprior and scale hyperprior without a refiner have CompressAI twins")
     a = float(model.quant_step(torch.tensor([lmbda])).item())
     state = {}
     for key, value in model.state_dict().items():
@@ -52,7 +56,7 @@ def to_compressai(model: MeanScaleHyperprior, lmbda: float):
     state[f"{last}.bias"] = state[f"{last}.bias"] / a
     # a transposed convolution's weight is (in, out, k, k): scaling it scales the input's contribution
     state[f"{first}.weight"] = state[f"{first}.weight"] * a
-    twin = CompressAIMeanScaleHyperprior(model.N, model.M)
+    twin = getattr(compressai.models, TWINS[type(model)])(model.N, model.M)
     for name, buf in twin.named_buffers():  # CDF tables of another length than the fresh model's
         if name in state and buf.shape != state[name].shape:
             buf.resize_(state[name].shape)
@@ -60,15 +64,18 @@ def to_compressai(model: MeanScaleHyperprior, lmbda: float):
     return twin.eval()
 
 
-def from_compressai(twin, lmbda: float) -> MeanScaleHyperprior:
-    """A fixed-rate plic ``hyperprior`` at ``lmbda`` holding a CompressAI ``MeanScaleHyperprior``'s weights."""
+def from_compressai(twin, lmbda: float):
+    """A fixed-rate plic model at ``lmbda`` holding a CompressAI ``MeanScaleHyperprior``'s or ``ScaleHyperprior``'s weights."""
     state = {}
     for key, value in twin.state_dict().items():
         for ours, theirs in _PREFIXES:
             if key.startswith(theirs):
                 state[ours + key[len(theirs):]] = value.clone()
                 break
-    model = MeanScaleHyperprior(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda)
+    cls = next((c for c, name in TWINS.items() if name == type(twin).__name__), None)
+    if cls is None:
+        raise ValueError(f"no plic model has the layers of compressai's {type(twin).__name__}")
+    model = cls(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda)
     for name, buf in model.named_buffers():
         if name in state and buf.shape != state[name].shape:
             buf.resize_(state[name].shape)
