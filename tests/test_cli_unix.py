@@ -137,3 +137,21 @@ def test_interrupted_folder_leaves_complete_files_and_resumes(tiny_model_path, s
     assert r.returncode == 0, r.stderr
     assert f"{12 - len(done)} image(s), mean" in r.stderr and f"({len(done)} already there, skipped)" in r.stderr
     assert len(list(out.glob("*.plic"))) == 12
+
+
+def test_cli_choices_are_the_library_tables():
+    """The CLI spells its choices out (importing the tables would import torch); this ties them together."""
+    import click
+
+    from plic.cli import compress, train
+    from plic.losses.distortion import DISTORTIONS
+    from plic.recipes import RECIPES, check_args
+    from plic.refine import PLANS
+    from plic.refine.rounding import METHODS
+
+    check_args("rd", {})  # fills the recipe table
+    assert compress._REFINE == ["none", *PLANS]
+    assert compress._ROUNDING == list(METHODS)
+    assert compress._METRICS == list(DISTORTIONS)
+    recipe = next(p for p in train.command.params if p.name == "recipe")
+    assert isinstance(recipe.type, click.Choice) and sorted(recipe.type.choices) == sorted(RECIPES)
