@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -63,13 +65,17 @@ def test_models_without_shipped_weights_say_so(monkeypatch):
         zoo.load_model("elic")
 
 
-def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_carry_a_refiner():
+def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_decode_like_their_base():
     files = [zoo.shipped_path(name) for name in zoo.PRETRAINED]
     assert all(f.is_file() for f in files)
     assert sum(f.stat().st_size for f in files) < 40e6
     for base, variant in zoo.PERCEPTUAL.items():
         assert variant in zoo.PRETRAINED and zoo.read_metadata(zoo.shipped_path(variant))["plic_model"] == base
-        assert zoo.load_model(variant).refiner is not None
+        v, b = zoo.load_model(variant), zoo.load_model(base)
+        # a finetuned codec of the same architecture: no refiner, so it decodes at the base model's speed
+        assert v.refiner is None and v.config()["N"] == b.config()["N"] and v.config()["M"] == b.config()["M"]
+        training = json.loads(zoo.read_metadata(zoo.shipped_path(variant))["plic_training"])
+        assert training["stages"][-1]["recipe"] == "po-elic"
 
 
 def test_compressai_is_the_same_package_without_its_heavy_init():
