@@ -34,6 +34,17 @@ def _compressai_model(seed=0):
     return m.eval()
 
 
+def _both_coders(weights, twin, sample_image):
+    """plic's file for the sample image, and CompressAI's compress() of it padded alike."""
+    codec = Codec(zoo.load_weights(weights))
+    img = read_image(sample_image)
+    data = codec.encode(img).data
+    x = F.pad(img.rgb, (0, (-451) % 64, 0, (-300) % 64), mode="replicate")
+    with torch.no_grad():
+        theirs = twin.compress(x)
+    return codec, data, bitstream.parse(data), x, theirs
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
@@ -64,13 +75,8 @@ def test_imported_model_codes_as_compressai_does(checkpoint, tmp_path, sample_im
     assert (r["N"], r["M"], r["lambda"]) == (32, 48, 0.0067)
     meta = zoo.read_metadata(out)
     assert '"source": "compressai:mbt2018-mean"' in meta["plic_provenance"] and "sha256" in meta["plic_provenance"]
-    codec = Codec(zoo.load_weights(out))
-    img = read_image(sample_image)
-    data = codec.encode(img).data
-    f = bitstream.parse(data)
-    x = F.pad(img.rgb, (0, (-451) % 64, 0, (-300) % 64), mode="replicate")
+    codec, data, f, x, theirs = _both_coders(out, m, sample_image)
     with torch.no_grad():
-        theirs = m.compress(x)
         # CompressAI's own decompress, its latents taken on the way
         z_hat = m.entropy_bottleneck.decompress(theirs["strings"][1], theirs["shape"])
         scales, means = m.h_s(z_hat).chunk(2, 1)
@@ -220,13 +226,8 @@ def test_scale_hyperprior_imports_from_bmshj2018(tmp_path, sample_image):
     torch.save(m.state_dict(), ckpt)
     out = tmp_path / "bmshj.safetensors"
     assert import_compressai("compressai:bmshj2018-hyperprior", 2, out, weights=ckpt)["model"] == "scale-hyperprior"
-    codec = Codec(zoo.load_weights(out))
-    img = read_image(sample_image)
-    data = codec.encode(img).data
-    f = bitstream.parse(data)
-    x = F.pad(img.rgb, (0, (-451) % 64, 0, (-300) % 64), mode="replicate")
+    codec, data, f, x, theirs = _both_coders(out, m, sample_image)
     with torch.no_grad():
-        theirs = m.compress(x)
         x_theirs = m.decompress(theirs["strings"], theirs["shape"])["x_hat"].clamp(0, 1)[..., :300, :451]
     ours = sum(len(s) for g in f.payloads for s in g)
     assert ours > 1000 and abs(ours - sum(len(s[0]) for s in theirs["strings"])) <= 0.01 * ours

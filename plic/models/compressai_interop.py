@@ -45,39 +45,40 @@ def to_compressai(model, lmbda: float):
     if type(model) not in TWINS or getattr(model, "levels", 4) != 4 or model.refiner is not None:
         raise ValueError("only plic's 4-level hyperprior and scale hyperprior without a refiner have CompressAI twins")
     a = float(model.quant_step(torch.tensor([lmbda])).item())
-    state = {}
-    for key, value in model.state_dict().items():
-        for ours, theirs in _PREFIXES:
-            if key.startswith(ours):
-                state[theirs + key[len(ours):]] = value.clone()
-                break
+    state = _renamed(model.state_dict(), [(ours, theirs) for ours, theirs in _PREFIXES])
     last, first = f"g_a.{len(model.g_a) - 1}", "g_s.0"
     state[f"{last}.weight"] = state[f"{last}.weight"] / a
     state[f"{last}.bias"] = state[f"{last}.bias"] / a
     # a transposed convolution's weight is (in, out, k, k): scaling it scales the input's contribution
     state[f"{first}.weight"] = state[f"{first}.weight"] * a
     twin = getattr(compressai.models, TWINS[type(model)])(model.N, model.M)
-    for name, buf in twin.named_buffers():  # CDF tables of another length than the fresh model's
-        if name in state and buf.shape != state[name].shape:
-            buf.resize_(state[name].shape)
-    twin.load_state_dict(state)
-    return twin.eval()
+    return _loaded(twin, state)
 
 
 def from_compressai(twin, lmbda: float):
     """A fixed-rate plic model at ``lmbda`` holding a CompressAI ``MeanScaleHyperprior``'s or ``ScaleHyperprior``'s weights."""
-    state = {}
-    for key, value in twin.state_dict().items():
-        for ours, theirs in _PREFIXES:
-            if key.startswith(theirs):
-                state[ours + key[len(theirs):]] = value.clone()
-                break
+    state = _renamed(twin.state_dict(), [(theirs, ours) for ours, theirs in _PREFIXES])
     cls = next((c for c, name in TWINS.items() if name == type(twin).__name__), None)
     if cls is None:
         raise ValueError(f"no plic model has the layers of compressai's {type(twin).__name__}")
-    model = cls(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda)
-    for name, buf in model.named_buffers():
+    return _loaded(cls(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda), state)
+
+
+def _renamed(state, prefixes):
+    """``state`` with each key's first matching ``(old, new)`` prefix replaced (copies of the tensors)."""
+    out = {}
+    for key, value in state.items():
+        for old, new in prefixes:
+            if key.startswith(old):
+                out[new + key[len(old):]] = value.clone()
+                break
+    return out
+
+
+def _loaded(module, state):
+    """``module`` holding ``state``: CDF tables of another length than a fresh model's are resized first."""
+    for name, buf in module.named_buffers():
         if name in state and buf.shape != state[name].shape:
             buf.resize_(state[name].shape)
-    model.load_state_dict(state)
-    return model.eval()
+    module.load_state_dict(state)
+    return module.eval()
