@@ -232,9 +232,11 @@ def _recrc(body: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body))
 
 
-def test_fuzz_decoder_with_valid_checksums(tiny_codec, sample_plic):
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "float32"])
+def test_fuzz_decoder_with_valid_checksums(tiny_model_path, sample_plic, exact):
     """Crafted files whose checksum is right: the decoder must fail cleanly or
-    return an image of the declared size, never crash or hang."""
+    return an image of the declared size, never crash or hang (both decode modes)."""
+    tiny_codec = Codec(zoo.load_weights(tiny_model_path), exact=exact)
     f0 = bitstream.parse(sample_plic)
     rng = random.Random(7)
     outcomes = {"decoded": 0, "refused": 0}
@@ -263,7 +265,9 @@ def test_fuzz_decoder_with_valid_checksums(tiny_codec, sample_plic):
     assert sum(outcomes.values()) == 300
 
 
-def test_fuzz_header_fields_with_valid_checksums(tiny_codec, sample_plic):
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "float32"])
+def test_fuzz_header_fields_with_valid_checksums(tiny_model_path, sample_plic, exact):
+    tiny_codec = Codec(zoo.load_weights(tiny_model_path), exact=exact)
     rng = random.Random(8)
     body = sample_plic[:-4]
     refused = 0
