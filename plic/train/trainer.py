@@ -36,6 +36,7 @@ from safetensors.torch import save_file
 from plic import bitstream, zoo
 from plic.codec import Codec, psnr
 from plic.errors import PlicError
+from plic.files import atomic_write_bytes
 from plic.image_io import quantize_rgb, read_image
 from plic.registry import build_model
 from plic.train import distributed
@@ -94,9 +95,7 @@ def _atomic_save_tensors(tensors: Dict[str, torch.Tensor], path: Path, metadata=
 
 
 def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_bytes(path, text.encode())
 
 
 def _csv_text(fields: List[str], rows: List[Dict]) -> str:
