@@ -11,6 +11,25 @@ from pathlib import Path
 
 from plic.errors import PlicError
 
+
+def cache_dir() -> Path:
+    """plic's cache: converted pretrained weights and imported models (``$PLIC_CACHE`` or ``~/.cache/plic``)."""
+    return Path(os.environ.get("PLIC_CACHE") or Path.home() / ".cache" / "plic")
+
+
+def write_output(path: str | Path, data: bytes) -> None:
+    """An output file, written atomically (its folder made if needed); ``-`` is standard output."""
+    import sys
+
+    if str(path) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+
+
 #: image files plic reads (folders are searched for these)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".webp", ".gif"}
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from plic.errors import PlicError
-from plic.files import IMAGE_SUFFIXES, atomic_write_bytes, plain_file_mode  # noqa: F401  (re-exported)
+from plic.files import IMAGE_SUFFIXES, atomic_write_bytes, plain_file_mode, write_output  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -164,10 +164,4 @@ def save_image(im: Image.Image, path: str | Path) -> None:
         im.save(buf, format=fmt)
     except (OSError, ValueError, KeyError) as exc:
         raise PlicError(f"{path}: cannot save a {im.mode} image as {fmt} ({exc}); use .png") from None
-    if stdout:
-        import sys
-
-        sys.stdout.buffer.write(buf.getvalue())
-        sys.stdout.buffer.flush()
-        return
-    atomic_write_bytes(path, buf.getvalue())
+    write_output(path, buf.getvalue())

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Dict, Optional
 
 from plic.errors import PlicError
+from plic.files import write_output
 
 #: zoo architecture -> (compressai.models class name, plic registry name); more as plic's registry grows
 IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior"),
@@ -102,16 +102,9 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
                   "quality": quality, "metric": metric, "lambda": lam, "file": weights.name, "sha256": digest}
     fp = zoo.save_weights(model, out, metadata={"plic_provenance": json.dumps(provenance)})
     # decompress finds imported weights by fingerprint, as it finds the shipped ones
-    kept = imported_dir() / f"{plic_name}-{fp.hex()}.safetensors"
+    kept = zoo.imported_dir() / f"{plic_name}-{fp.hex()}.safetensors"
     if not kept.exists():
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_name(kept.name + ".part")
-        tmp.write_bytes(Path(out).read_bytes())
-        os.replace(tmp, kept)
+        write_output(kept, Path(out).read_bytes())
     return {"fingerprint": fp.hex(), "model": plic_name, "N": model.N, "M": model.M, "lambda": lam,
             "provenance": provenance, "kept": str(kept)}
 
-
-def imported_dir() -> Path:
-    """Where ``plic import`` keeps a copy of each imported model, by fingerprint ($PLIC_CACHE/models)."""
-    return Path(os.environ.get("PLIC_CACHE") or Path.home() / ".cache" / "plic") / "models"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Mapping, Optional, Tuple
 
 from plic.errors import PlicError
-from plic.files import plain_file_mode
+from plic.files import cache_dir, plain_file_mode
 
 if TYPE_CHECKING:
     import torch
@@ -197,9 +197,14 @@ def find_shipped(model: str, fingerprint: bytes, device: str = "cpu") -> Optiona
     return None
 
 
+def imported_dir() -> Path:
+    """Where ``plic import`` keeps a copy of each imported model, named by fingerprint."""
+    return cache_dir() / "models"
+
+
 def find_imported(model: str, fingerprint: bytes) -> Optional[Path]:
     """The weights ``plic import`` kept with this fingerprint ($PLIC_CACHE/models), if any (headers only)."""
-    folder = Path(os.environ.get("PLIC_CACHE") or Path.home() / ".cache" / "plic") / "models"
+    folder = imported_dir()
     for path in sorted(folder.glob(f"{model}-{fingerprint.hex()}*.safetensors")) if folder.is_dir() else []:
         meta = read_metadata(path)
         if meta.get("plic_model") == model and stored_fingerprint(path) == fingerprint:

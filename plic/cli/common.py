@@ -115,20 +115,6 @@ def read_input(src: Path) -> bytes:
         raise PlicError(f"{src}: cannot read ({exc.strerror})") from None
 
 
-def write_output(dst: Path, data: bytes) -> None:
-    """Atomically to a file, or to standard output for ``-``."""
-    import sys
-
-    from plic.files import atomic_write_bytes
-
-    if is_stdio(dst):
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(dst, data)
-
-
 # ------------------------------------------------------------------ batches
 _worker_process = None
 
@@ -194,9 +180,7 @@ def run_batch(pairs, folder: bool, quiet: bool, process, jobs: Optional[int] = N
     def done(i, ok, value):
         src = pairs[i][0]
         bar.update(1)
-        if not ok:
-            if not folder:
-                raise PlicError(value)
+        if not ok:  # only a folder gets here: a single file's error is raised where it happens
             failed.append(src)
             bar.write(f"plic: {value}", file=sys.stderr)
             return

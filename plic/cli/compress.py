@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from plic.cli.common import batch_options, load_codec, model_options, plan_outputs, run_batch, write_output
+from plic.cli.common import batch_options, load_codec, model_options, plan_outputs, run_batch
 from plic.files import IMAGE_SUFFIXES
 
 _REFINE = ["none", "sga+", "snic", "snic-latent", "snic+sga+"]
@@ -87,6 +87,7 @@ def compressor(quality, lmbda, bpp, target_psnr, model, model_path, device, exac
     from plic import bitstream
     from plic.codec import psnr
     from plic.errors import PlicError
+    from plic.files import write_output
     from plic.image_io import quantize_rgb, read_image
 
     codec = load_codec(model, model_path, device, exact)

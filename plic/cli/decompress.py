@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from plic.cli.common import batch_options, is_stdio, load_codec, model_options, plan_outputs, read_input, run_batch
+from plic.cli.common import batch_options, load_codec, model_options, plan_outputs, read_input, run_batch
 from plic.errors import PlicError
 
 
@@ -73,8 +73,6 @@ def decompressor(model_path, device, exact, reference, root):
                 imported = None if shipped else find_imported(name, f.header.fingerprint)
             codecs[key] = load_codec(None if imported else (shipped or name), model_path or imported, device, exact)
         rgb = codecs[key].decode_file(f)
-        if not is_stdio(dst):
-            dst.parent.mkdir(parents=True, exist_ok=True)
         save_image(to_pil(rgb, f.header.channels, f.header.bit_depth, alpha_plane(f)), dst)
         bpp = 8 * len(data) / (f.header.height * f.header.width)
         r = {"bpp": bpp, "msg": f"{src} -> {dst}: {f.header.width}x{f.header.height}, {bpp:.4f} bpp"}

@@ -98,7 +98,9 @@ def time_compressai_twin(codec: Codec, img: PlanarImage, quality: float = 4.0, w
 
 def time_classical(codec, rgb, target_bpp: float, warmup: int = 1, repeat: int = 3) -> Dict:
     """A classical codec of ``plic eval`` at the setting whose file is nearest ``target_bpp`` (found untimed)."""
-    setting, data = encode_at_bpp_for_timing(codec, rgb, target_bpp)
+    from plic.eval.codecs import encode_at_bpp
+
+    setting, data = encode_at_bpp(codec, rgb, target_bpp, tol=0.05, max_iter=10)
     enc = _median_seconds(lambda: codec.encode(rgb, setting), warmup, repeat, lambda: None)
     dec = _median_seconds(lambda: codec.decode(data), warmup, repeat, lambda: None)
     h, w = rgb.shape[:2]
@@ -106,8 +108,3 @@ def time_classical(codec, rgb, target_bpp: float, warmup: int = 1, repeat: int =
     return {"megapixels": mp, "bytes": len(data), "bpp": 8 * len(data) / (h * w), "setting": float(setting),
             "encode_s": enc, "decode_s": dec, "encode_mp_s": mp / enc, "decode_mp_s": mp / dec}
 
-
-def encode_at_bpp_for_timing(codec, rgb, target_bpp: float):
-    from plic.eval.codecs import encode_at_bpp
-
-    return encode_at_bpp(codec, rgb, target_bpp, tol=0.05, max_iter=10)

