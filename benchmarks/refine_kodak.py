@@ -33,9 +33,10 @@ import torch
 
 from plic import bitstream, zoo
 from plic.codec import Codec
+from plic.encode import OutOfReach, Rate, Refinement, encode_image
 from plic.eval.bjontegaard import bd_rate
 from plic.image_io import PlanarImage, quantize_rgb, read_image
-from plic.refine import Objective, Settings, refine_encode
+from plic.refine import Objective, Settings
 from plic.refine.optimize import optimise
 
 METHODS = ["ste", "noise", "atanh", "linear", "cosine", "ssl", "ssl3"]
@@ -121,10 +122,10 @@ def main() -> None:  # noqa: C901
                     plan, metric = spec.split("/")
                     steps = args.snic_steps if plan.startswith("snic") else args.steps
                     t0 = time.perf_counter()
-                    out = refine_encode(codec, img, lam, plan, Objective(lam, distortion=metric), Settings(steps=steps))
+                    out = encode_image(codec, img, Rate(lmbda=lam), Refinement(plan, steps, metric=metric))
                     rows.append({"image": name, "lambda": lam, "plan": f"{plan}/{metric}", "steps": steps,
                                  "seconds": time.perf_counter() - t0,
-                                 **scores(codec, img, out.encoded.data, lam)})
+                                 **scores(codec, img, out.result.data, lam)})
                     print(f"rd {name} {lam} {plan}/{metric}: {rows[-1]['bpp']:.4f} bpp {rows[-1]['psnr']:.2f} dB",
                           flush=True)
         result["rd"] = {"lambdas": lambdas, "rows": rows}
@@ -134,16 +135,19 @@ def main() -> None:  # noqa: C901
         rows = []
         for name, img in images.items():
             for target in targets:
-                start = codec.encode_to_bpp(img, target)
-                lam = bitstream.parse(start.data).header.lmbda
                 for seed in range(args.repeats):
                     t0 = time.perf_counter()
-                    out = refine_encode(codec, img, lam, "snic", Objective(lam, target_bpp=target),
-                                        Settings(steps=args.snic_steps, seed=seed))
+                    try:  # the target's lambda by search, then a substitute aimed at the target
+                        out = encode_image(codec, img, Rate(bpp=target), Refinement("snic", args.snic_steps, seed=seed))
+                    except OutOfReach as exc:
+                        print(f"target {name} {target} seed {seed}: {exc}", flush=True)
+                        continue
+                    start = out.before
+                    lam = bitstream.parse(start.data).header.lmbda
                     rows.append({"image": name, "target": target, "seed": seed, "lambda": lam,
                                  "search_bpp": start.bpp, "search_psnr": scores(codec, img, start.data, lam)["psnr"],
                                  "seconds": time.perf_counter() - t0,
-                                 **scores(codec, img, out.encoded.data, lam)})
+                                 **scores(codec, img, out.result.data, lam)})
                     print(f"target {name} {target} seed {seed}: {rows[-1]['bpp']:.4f}", flush=True)
         result["targets"] = {"rows": rows, "steps": args.snic_steps}
 

@@ -42,6 +42,7 @@ from plic.errors import BitstreamError, PlicError
 from plic.image_io import PlanarImage, decode_alpha, encode_alpha, to_pil
 from plic.models.base import VariableRateCodec
 from plic.models.latent_hooks import fixed_hyper_latent
+from plic.search import bisect
 
 #: tile edge (pixels) of the transforms; images up to this size are not tiled
 TILE = 1024
@@ -269,17 +270,12 @@ class Codec:
                 tried[lam] = (measure(data), data)
             return tried[lam][0]
 
-        lo, hi = math.log(m.lambda_min), math.log(m.lambda_max)
-        low, high = point(math.exp(lo)), point(math.exp(hi))
+        low, high = point(m.lambda_min), point(m.lambda_max)
         if not low - tol <= target <= high + tol:
             raise PlicError(f"{target:g} {unit} is out of this model's reach for this image: "
                             f"{low:.4f} .. {high:.4f} {unit} (nearest: {low if target < low else high:.4f})")
-        for _ in range(max_iter):
-            mid = (lo + hi) / 2
-            v = point(math.exp(mid))
-            if abs(v - target) <= tol and (not at_least or v >= target):
-                break
-            lo, hi = (mid, hi) if v < target else (lo, mid)
+        bisect(point, m.lambda_min, m.lambda_max, target, max_iter, "log",
+               done=lambda v: abs(v - target) <= tol and (not at_least or v >= target))
         candidates = [(v, d) for v, d in tried.values() if not at_least or v >= target - tol]
         value, data = min(candidates, key=lambda vd: abs(vd[0] - target))
         pixels = img.height * img.width

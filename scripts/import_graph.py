@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[1] / "plic"
 
 #: bottom to top; a module may import its own layer and the ones below
 LAYERS = [
-    ("base", ["errors", "files", "bitstream", "_compressai", "registry", "__init__"]),
+    ("base", ["errors", "files", "search", "bitstream", "_compressai", "registry", "__init__"]),
     ("blocks", ["image_io", "models", "losses", "metrics", "zoo"]),
     ("codec", ["codec", "ladder", "iqa"]),
-    ("methods", ["refine", "train", "eval"]),
+    ("methods", ["encode", "refine", "train", "eval", "importer"]),
     ("recipes", ["recipes"]),
     ("cli", ["cli", "__main__"]),
 ]

@@ -92,12 +92,12 @@ def test_wasserstein_distortion_spans_fidelity_and_texture():
     assert float(wd(b, a, 4.0)) < 0.5 * float(wd(b, a, 0.0))  # large pooling: only statistics must match
 
 
-def _po_cfg(folder, init, steps):
+def _po_cfg(folder, init, steps, **recipe_args):
     from plic.train.trainer import TrainConfig
 
     return TrainConfig(model="hyperprior", lambda_min=0.01, lambda_max=0.01, data=[str(folder)], steps=steps,
                        batch_size=2, crop=64, checkpoint_every=2, eval_every=0, init=str(init),
-                       recipe="po-elic", recipe_args={"target_bpp": 0.1})
+                       recipe="po-elic", recipe_args={"target_bpp": 0.1, **recipe_args})
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +118,10 @@ def test_po_elic_recipe_trains_alternately_and_resumes_exactly(po_setup, tmp_pat
     from plic.recipes import make_trainer
 
     folder, init = po_setup
-    make_trainer(_po_cfg(folder, init, 4), tmp_path / "a", log=lambda m: None).run(progress=False)
-    make_trainer(_po_cfg(folder, init, 2), tmp_path / "b", log=lambda m: None).run(progress=False)
-    make_trainer(_po_cfg(folder, init, 4), tmp_path / "b", log=lambda m: None).run(progress=False)
+    # with a discriminator warm-up: a resumed run must not warm up again
+    make_trainer(_po_cfg(folder, init, 4, d_warmup=2), tmp_path / "a", log=lambda m: None).run(progress=False)
+    make_trainer(_po_cfg(folder, init, 2, d_warmup=2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(_po_cfg(folder, init, 4, d_warmup=2), tmp_path / "b", log=lambda m: None).run(progress=False)
     ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
     rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
     assert {"d_loss", "g_loss", "term_lpips", "term_style", "term_adversarial", "term_rate"} <= set(ra[0])
@@ -128,6 +129,22 @@ def test_po_elic_recipe_trains_alternately_and_resumes_exactly(po_setup, tmp_pat
     wa = zoo.load_weights(tmp_path / "a" / "model.safetensors").state_dict()
     wb = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_po_elic_discriminator_warm_up_trains_only_the_discriminator(po_setup, tmp_path):
+    from plic.recipes import make_trainer
+
+    folder, init = po_setup
+    t = make_trainer(_po_cfg(folder, init, 1, d_warmup=3), tmp_path / "w", log=lambda m: None)
+    codec = [p.detach().clone() for p in t.model.parameters()]
+    disc = [p.detach().clone() for p in t.recipe.adversary.disc.parameters()]
+    t.recipe.warm_up_discriminator()
+    assert t.recipe.warmed == 3
+    assert all(torch.equal(a, b) for a, b in zip(codec, t.model.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(disc, t.recipe.adversary.disc.parameters()))
+    assert t.recipe.adversary.opt.state_dict()["state"][0]["step"] == 3
+    t.recipe.warm_up_discriminator()  # done once only
+    assert t.recipe.adversary.opt.state_dict()["state"][0]["step"] == 3
 
 
 def test_gradient_analysis_splits_terms_by_module(po_setup, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -58,14 +57,10 @@ def command(input, output, quality, lmbda, bpp, target_psnr, model, perceptual, 
     search; with a snic refinement they also become the optimisation's
     target, and a fixed-rate model reaches them through snic alone.
     """
+    from plic.encode import Rate
     from plic.errors import PlicError
 
-    if sum(v is not None for v in (quality, lmbda, bpp, target_psnr)) > 1:
-        raise PlicError("give one of --quality, --lambda, --bpp or --target-psnr")
-    if bpp is not None and not 0 < bpp < 64:
-        raise PlicError(f"--bpp must be between 0 and 64, not {bpp:g}")
-    if target_psnr is not None and not 10 <= target_psnr <= 100:
-        raise PlicError(f"--target-psnr must be between 10 and 100 dB, not {target_psnr:g}")
+    Rate(quality, lmbda, bpp, target_psnr)  # conflicting or out-of-range settings: before any work
     if perceptual:
         from plic.zoo import DEFAULT_MODEL, perceptual_variant
 
@@ -86,83 +81,58 @@ def compressor(quality, lmbda, bpp, target_psnr, model, model_path, device, exac
     """``process(src, dst)`` for these settings: the model is loaded and the settings checked once."""
     from plic import bitstream
     from plic.codec import psnr
+    from plic.encode import Encoder, OutOfReach, Rate, Refinement
     from plic.errors import PlicError
     from plic.files import write_output
     from plic.image_io import quantize_rgb, read_image
 
     codec = load_codec(model, model_path, device, exact)
-    variable = codec.model.variable_rate
-    if refine == "none" and not variable and (bpp is not None or target_psnr is not None):
-        refine = "snic"  # a fixed-rate model reaches a target only through a substitute
-    targeted = refine != "none" and refine != "sga+" and (bpp is not None or target_psnr is not None)
-    if refine != "none":
-        from plic.losses.distortion import distortion_fn
-
-        distortion_fn(metric, codec.device)  # missing weights: fail before any work
-        if targeted and metric != "mse" and target_psnr is not None:
-            raise PlicError("--target-psnr is a PSNR (MSE) target; drop --optimize-for")
-    elif metric != "mse" or refine_lambda is not None:
-        raise PlicError("--optimize-for and --refine-lambda need --refine (sga+, snic, snic-latent or snic+sga+)")
-    fixed_lam = None
-    if bpp is None and target_psnr is None:
-        fixed_lam = codec.resolve_lambda(quality, lmbda)
-    elif not variable:
-        fixed_lam = codec.resolve_lambda()
+    encoder = Encoder(codec, Rate(quality, lmbda, bpp, target_psnr),
+                      Refinement(refine, steps, rounding, lr, metric, refine_lambda, seed))
 
     def process(src: Path, dst: Path) -> dict:
         img = read_image(src)
-        before = None
-        if fixed_lam is not None:
-            lam = fixed_lam
-            enc = codec.encode(img, lmbda=lam)
-        elif bpp is not None:
-            enc = codec.encode_to_bpp(img, bpp)
-        else:
-            enc = codec.encode_to_psnr(img, target_psnr)
-        lam = bitstream.parse(enc.data).header.lmbda
-        if refine != "none":
-            before = enc
-            # the model that coded at this lambda (one rung of a ladder) is the one refined for
-            enc = _refined(codec.pick(lam), img, lam, refine, steps, rounding, lr, metric, seed, bpp if targeted else None,
-                           target_psnr if targeted else None, quiet, refine_lambda)
-        f = bitstream.parse(enc.data)
-        if refine != "none" and bpp is not None and targeted and enc.bpp > bpp * 1.05:
-            raise PlicError(f"{src}: {bpp:g} bpp is out of reach of this model for this image "
-                            f"(nearest reachable: {enc.bpp:.4f} bpp); nothing written")
-        write_output(dst, enc.data)
-        r = {"bpp": enc.bpp, "msg": f"{src} -> {dst}: {enc.bpp:.4f} bpp"}
-        rec = quantize_rgb(codec.decode_file(f)).cpu() if verify or before is not None else None
+        try:
+            enc = _encode(encoder, img, quiet)
+        except OutOfReach as exc:
+            raise PlicError(f"{src}: {exc}") from None
+        f = bitstream.parse(enc.result.data)
+        write_output(dst, enc.result.data)
+        r = {"bpp": enc.result.bpp, "msg": f"{src} -> {dst}: {enc.result.bpp:.4f} bpp"}
+        rec = quantize_rgb(codec.decode_file(f)).cpu() if verify or enc.before is not None else None
         if verify:
             r["psnr"] = psnr(rec, img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
         used = codec.pick(f.header.lmbda).label or model or codec.name
-        r["msg"] += f", {enc.seconds:.2f} s encode ({used}, lambda {f.header.lmbda:.5g})"
-        if before is not None:
-            r["msg"] += "\n  " + _comparison(codec, img, before, enc, rec, metric)
+        r["msg"] += f", {enc.result.seconds:.2f} s encode ({used}, lambda {f.header.lmbda:.5g})"
+        if enc.before is not None:
+            r["msg"] += "\n  " + _comparison(codec, img, enc.before, enc.result, rec, encoder.refine.metric)
         return r
 
     return process
 
 
-def _refined(codec, img, lam, plan, steps, rounding, lr, metric, seed, bpp, target_psnr, quiet, refine_lambda=None):
+def _encode(encoder, img, quiet):
+    """The encoder's result, with a progress bar on standard error once a refinement runs."""
     from tqdm import tqdm
 
-    from plic.refine import PLANS, Objective, Settings, refine_encode
+    from plic.refine import PLANS
 
-    objective = Objective(refine_lambda or lam, distortion=metric, target_bpp=bpp,
-                          target_distortion=None if target_psnr is None else 10 ** (-target_psnr / 10))
-    bar = tqdm(total=steps * len(PLANS[plan]), disable=quiet, unit="step", dynamic_ncols=True,
-               file=sys.stderr, desc=plan, leave=False)
+    plan, bar = encoder.refine.plan, None
 
     def progress(space, i, stats):
+        nonlocal bar
+        if bar is None:  # not before: a target out of reach fails in the search, with no bar left behind
+            bar = tqdm(total=encoder.refine.steps * len(PLANS[plan]), disable=quiet, unit="step",
+                       dynamic_ncols=True, file=sys.stderr, desc=plan, leave=False)
         bar.update(1)
         bar.set_postfix(stage=space, loss=f"{stats['loss']:.4f}", bpp=f"{stats['bpp']:.4f}")
 
     try:
-        return refine_encode(codec, img, lam, plan, objective, Settings(steps=steps, seed=seed),
-                             rounding=rounding, lr=lr, progress=progress).encoded
+        return encoder.encode(img, progress)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def _comparison(codec, img, before, after, after_rec, metric) -> str:
@@ -173,6 +143,7 @@ def _comparison(codec, img, before, after, after_rec, metric) -> str:
     import torch
 
     from plic import bitstream
+    from plic.encode import quality_line
     from plic.image_io import quantize_rgb
     from plic.losses.distortion import distortion_fn
 
@@ -182,6 +153,5 @@ def _comparison(codec, img, before, after, after_rec, metric) -> str:
     for enc, rec in ((before, before_rec), (after, after_rec)):
         with torch.no_grad():
             d = float(fn(rec, img.rgb.float()).mean())
-        q = f"{-10 * math.log10(max(d, 1e-12)):.2f} dB PSNR" if metric == "mse" else f"{metric} {d:.4f}"
-        parts.append(f"{enc.bpp:.4f} bpp, {q}")
+        parts.append(f"{enc.bpp:.4f} bpp, {quality_line(d, metric)}")
     return f"before: {parts[0]}; after: {parts[1]} ({after.seconds:.1f} s)"

@@ -182,11 +182,11 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
 
 def _lambda_for_rate(init: str, data, target_bpp: float, crop: int) -> float:
     """The init model's lambda whose estimated rate on 16 training crops is ``target_bpp`` (bisection)."""
-    import math
 
     import torch
 
     from plic import zoo
+    from plic.search import bisect, midpoint
     from plic.train.data import RandomCrops
     from plic.train.loss import bpp_per_item
 
@@ -194,20 +194,18 @@ def _lambda_for_rate(init: str, data, target_bpp: float, crop: int) -> float:
     if not model.variable_rate:  # a fixed-rate init (an imported CompressAI model): its own lambda
         return model.lambda_max
     x = RandomCrops(list(data), crop=crop, max_images=64).sample(16, torch.Generator().manual_seed(0))
-    lo, hi = math.log(model.lambda_min), math.log(model.lambda_max)
+    lo, hi = model.lambda_min, model.lambda_max
 
-    def rate(log_lam):
+    def rate(lam):
         with torch.no_grad():
-            out = model(x, math.exp(log_lam))
+            out = model(x, lam)
         return float(bpp_per_item(out["likelihoods"], x.shape[-2] * x.shape[-1]).mean())
 
     if not rate(lo) <= target_bpp <= rate(hi):
         raise PlicError(f"{target_bpp:g} bpp is outside the init model's range on these crops "
                         f"({rate(lo):.3f} .. {rate(hi):.3f} bpp)")
-    for _ in range(20):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if rate(mid) < target_bpp else (lo, mid)
-    return math.exp((lo + hi) / 2)
+    _, lo, hi = bisect(rate, lo, hi, target_bpp, 20, "log")
+    return midpoint(lo, hi, "log")
 
 
 __all__ = ["command"]

@@ -29,6 +29,7 @@ import PIL
 from PIL import Image, features
 
 from plic.errors import PlicError
+from plic.search import bisect
 
 __all__ = ["ClassicalCodec", "CLASSICAL_CODECS", "classical_codec", "encode_at_bpp"]
 
@@ -541,20 +542,7 @@ def encode_at_bpp(codec: ClassicalCodec, rgb: np.ndarray, target_bpp: float, tol
         return (many, tried[many][1])
 
     # invariant: bpp(few) < target < bpp(many)
-    for _ in range(max(0, max_iter - 2)):
-        if codec.integer:
-            if abs(many - few) <= 1:
-                break
-            mid = (few + many) // 2
-        elif codec.log_scale and few > 0 and many > 0:
-            mid = math.sqrt(few * many)
-        else:
-            mid = 0.5 * (few + many)
-        b = bpp_at(mid)
-        if abs(b / target_bpp - 1.0) <= tol:
-            return (mid, tried[mid][1])
-        if b < target_bpp:
-            few = mid
-        else:
-            many = mid
-    return best()
+    space = "integer" if codec.integer else "log" if codec.log_scale and few > 0 and many > 0 else "linear"
+    hit, _, _ = bisect(bpp_at, few, many, target_bpp, max(0, max_iter - 2), space,
+                       done=lambda b: abs(b / target_bpp - 1.0) <= tol)
+    return (hit, tried[hit][1]) if hit is not None else best()

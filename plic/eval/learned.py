@@ -9,6 +9,7 @@ import torch
 
 from plic import zoo
 from plic.codec import Codec
+from plic.encode import Rate, encode_image
 from plic.errors import PlicError
 from plic.eval.codecs import ClassicalCodec
 from plic.image_io import PlanarImage
@@ -49,7 +50,7 @@ class LearnedCodec(ClassicalCodec):
 
     def encode(self, rgb: np.ndarray, setting: float) -> bytes:
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
-        return self.codec.encode(PlanarImage(x, 3, 8), quality=float(setting)).data
+        return encode_image(self.codec, PlanarImage(x, 3, 8), Rate(quality=float(setting))).result.data
 
     def decode(self, data: bytes) -> np.ndarray:
         im, _ = self.codec.decode(data)

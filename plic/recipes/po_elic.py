@@ -22,6 +22,13 @@ meaning; the paper trains one model per rate point instead.
 LPIPS-VGG and the style loss share one VGG16 pass
 (:class:`plic.losses.perceptual.LPIPSAndStyle`): the same numbers for a
 third less time per step.
+
+Discriminator warm-up (``d_warmup``, plic's addition): a discriminator that
+starts from random weights gives the codec no useful gradient; on this CPU a
+finetune is a few thousand steps, too short for the two to find their
+balance from scratch. So the discriminator first trains alone for
+``d_warmup`` steps on the init codec's reconstructions (fresh crops, no
+codec update, about a sixth of a full step each), then both alternate.
 """
 
 from __future__ import annotations
@@ -45,12 +52,14 @@ class POELIC(Recipe):
 
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,
-                 d_lr: float = 1e-4, target_scale: float = 1.0):
+                 d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0):
         self.target_bpp = float(target_bpp)
         self.target_scale = float(target_scale)
         self.lambda_above, self.lambda_below = float(lambda_above), float(lambda_below)
         self.weights = {"lpips": l_lpips, "charbonnier": l_charb, "adversarial": l_adv, "style": l_style}
         self.d_lr = float(d_lr)
+        self.d_warmup = int(d_warmup)
+        self.warmed = 0
 
     def setup(self, trainer) -> None:
         super().setup(trainer)
@@ -82,7 +91,19 @@ class POELIC(Recipe):
         }
         return {k: self.weights[k] * v for k, v in raw.items()}
 
+    def warm_up_discriminator(self) -> None:
+        """Discriminator-only steps on the codec's reconstructions until ``d_warmup`` are done."""
+        trainer = self.trainer
+        while self.warmed < self.d_warmup:
+            with torch.no_grad():
+                warm_x, warm_lmbda = trainer.draw_batch(trainer.gen)
+                warm_x = warm_x.to(trainer.device)
+                warm = trainer.model(warm_x, warm_lmbda.to(trainer.device))
+            self.adversary.step(warm_x, warm["x_hat"], warm["y_hat"])
+            self.warmed += 1
+
     def codec_loss(self, out, x, lmbda) -> Dict[str, torch.Tensor]:
+        self.warm_up_discriminator()
         n, _, h, w = x.shape
         bpp = bpp_per_item(out["likelihoods"], h * w)
         target = self.target_bpp if self.anchor is None else self.anchor_bpp(x, lmbda)
@@ -108,7 +129,10 @@ class POELIC(Recipe):
                 **self.adversary.accuracy(real, fake)}
 
     def state(self):
-        return self.adversary.state()
+        tensors, meta = self.adversary.state()
+        return tensors, {**meta, "warmed": self.warmed}
 
     def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
         self.adversary.load_state(tensors, meta)
+        # runs from before the warm-up had none, and must not start one on resume
+        self.warmed = int(meta.get("warmed", self.d_warmup))

@@ -1,0 +1,147 @@
+"""One entry for encoding an image: how its rate is chosen, and what is optimised before it is coded.
+
+``plic compress``, ``plic eval`` and the benchmarks all go through
+:func:`encode_image`, so that the policy lives in one place:
+
+- the rate is a quality, a lambda, a target bpp or a target PSNR
+  (:class:`Rate`); a variable-rate model searches its lambda for a target,
+  per image, on real file sizes or real decodes;
+- a fixed-rate model reaches a target only through a SNIC substitute, so a
+  target with no refinement on such a model becomes ``snic``;
+- a refinement (:class:`Refinement`: SGA+ latents, SNIC substitute image or
+  latent) starts from the ordinary encoding at the chosen lambda, with the
+  model that coded it (one rung of a ladder), and a SNIC refinement takes the
+  target as its own objective.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from plic import bitstream
+from plic.codec import EncodeResult
+from plic.errors import PlicError
+from plic.image_io import PlanarImage
+
+
+class OutOfReach(PlicError):
+    """A refined encoding that still misses its target bpp (by more than 5 %)."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """How the coding lambda is chosen: at most one of these (none: the model's default quality)."""
+
+    quality: Optional[float] = None
+    lmbda: Optional[float] = None
+    bpp: Optional[float] = None
+    psnr: Optional[float] = None
+
+    def __post_init__(self):
+        if sum(v is not None for v in (self.quality, self.lmbda, self.bpp, self.psnr)) > 1:
+            raise PlicError("give one of --quality, --lambda, --bpp or --target-psnr")
+        if self.bpp is not None and not 0 < self.bpp < 64:
+            raise PlicError(f"--bpp must be between 0 and 64, not {self.bpp:g}")
+        if self.psnr is not None and not 10 <= self.psnr <= 100:
+            raise PlicError(f"--target-psnr must be between 10 and 100 dB, not {self.psnr:g}")
+
+    @property
+    def targeted(self) -> bool:
+        return self.bpp is not None or self.psnr is not None
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Encode-time optimisation: ``plan`` is a key of :data:`plic.refine.PLANS` or "none"."""
+
+    plan: str = "none"
+    steps: int = 500
+    rounding: Optional[str] = None  # default: per stage, plic.refine.DEFAULT_ROUNDING
+    lr: Optional[float] = None  # default: per stage, plic.refine.DEFAULT_LR
+    metric: str = "mse"  # the distortion optimised
+    lmbda: Optional[float] = None  # the objective's lambda (default: the coding lambda)
+    seed: int = 0
+
+
+@dataclass
+class Encoded:
+    """The file, and the unrefined encoding it started from (None without a refinement)."""
+
+    result: EncodeResult
+    before: Optional[EncodeResult] = None
+
+
+class Encoder:
+    """``encode(image)`` for one codec and one setting; the settings are checked once, here.
+
+    ``codec`` is a :class:`plic.codec.Codec` or a :class:`plic.ladder.CodecLadder`.
+    """
+
+    def __init__(self, codec, rate: Rate = Rate(), refine: Refinement = Refinement()):
+        if refine.plan == "none" and not codec.model.variable_rate and rate.targeted:
+            refine = Refinement(**{**refine.__dict__, "plan": "snic"})  # the only way a fixed-rate model meets a target
+        if refine.plan != "none":
+            from plic.losses.distortion import distortion_fn
+            from plic.refine import PLANS
+
+            if refine.plan not in PLANS:
+                raise PlicError(f"unknown refinement {refine.plan!r} (known: {', '.join(PLANS)})")
+            distortion_fn(refine.metric, codec.device)  # missing weights: fail before any work
+            if self._snic_target(refine, rate) and refine.metric != "mse" and rate.psnr is not None:
+                raise PlicError("--target-psnr is a PSNR (MSE) target; drop --optimize-for")
+        elif refine.metric != "mse" or refine.lmbda is not None:
+            raise PlicError("--optimize-for and --refine-lambda need --refine (sga+, snic, snic-latent or snic+sga+)")
+        self.codec, self.rate, self.refine = codec, rate, refine
+        self.fixed_lambda = None
+        if not rate.targeted:
+            self.fixed_lambda = codec.resolve_lambda(rate.quality, rate.lmbda)
+        elif not codec.model.variable_rate:
+            self.fixed_lambda = codec.resolve_lambda()
+
+    @staticmethod
+    def _snic_target(refine: Refinement, rate: Rate) -> bool:
+        """Whether the optimisation itself aims at the target (a SNIC stage does; SGA+ alone keeps the lambda)."""
+        return refine.plan not in ("none", "sga+") and rate.targeted
+
+    def encode(self, img: PlanarImage, progress: Optional[Callable] = None) -> Encoded:
+        """Code ``img``; ``progress(stage, step, stats)`` is called during a refinement."""
+        codec, rate, refine = self.codec, self.rate, self.refine
+        if self.fixed_lambda is not None:
+            enc = codec.encode(img, lmbda=self.fixed_lambda)
+        elif rate.bpp is not None:
+            enc = codec.encode_to_bpp(img, rate.bpp)
+        else:
+            enc = codec.encode_to_psnr(img, rate.psnr)
+        if refine.plan == "none":
+            return Encoded(enc)
+        from plic.refine import Objective, Settings, refine_encode
+
+        lam = bitstream.parse(enc.data).header.lmbda
+        aimed = self._snic_target(refine, rate)
+        objective = Objective(refine.lmbda or lam, distortion=refine.metric,
+                              target_bpp=rate.bpp if aimed else None,
+                              target_distortion=10 ** (-rate.psnr / 10) if aimed and rate.psnr is not None else None)
+        # the model that coded at this lambda (one rung of a ladder) is the one refined for
+        refined = refine_encode(codec.pick(lam), img, lam, refine.plan, objective,
+                                Settings(steps=refine.steps, seed=refine.seed),
+                                rounding=refine.rounding, lr=refine.lr, progress=progress).encoded
+        if aimed and rate.bpp is not None and refined.bpp > rate.bpp * 1.05:
+            raise OutOfReach(f"{rate.bpp:g} bpp is out of reach of this model for this image "
+                            f"(nearest reachable: {refined.bpp:.4f} bpp); nothing written")
+        return Encoded(refined, before=enc)
+
+
+def encode_image(codec, img: PlanarImage, rate: Rate = Rate(), refine: Refinement = Refinement(),
+                 progress: Optional[Callable] = None) -> Encoded:
+    """Code ``img`` with ``codec`` at ``rate``, optimised first as ``refine`` says."""
+    return Encoder(codec, rate, refine).encode(img, progress)
+
+
+def quality_line(value: float, metric: str) -> str:
+    """A distortion value as people read it: PSNR in dB for MSE, the value otherwise."""
+    return f"{-10 * math.log10(max(value, 1e-12)):.2f} dB PSNR" if metric == "mse" else f"{metric} {value:.4f}"
+
+
+__all__ = ["OutOfReach", "Rate", "Refinement", "Encoded", "Encoder", "encode_image"]
