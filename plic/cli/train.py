@@ -64,11 +64,7 @@ def _device(name: str) -> str:
               help="batches drawn ahead on a background thread [default: 2 on GPU, 0 on CPU]")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs only)")
-def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, analyze_gradients, metric, alpha,
-            proxy_lr, proxy_warmup, data, out, steps, batch_size, crop, lr,
-            lr_milestones, lr_gamma, warmup_steps, clip_grad, n_channels, m_channels, init,
-            eval_data, eval_every, eval_images, checkpoint_every, seed, device, precision,
-            deterministic, prefetch, threads, no_progress):
+def command(**o):
     """Train a codec with the rate-distortion loss (MSE or MS-SSIM).
 
     A fixed-rate model: --lambda 0.0067. One variable-rate model for all
@@ -78,16 +74,44 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
     Several GPUs (or CPU processes): torchrun --nproc_per_node 4 -m plic
     train ... --device cuda. --batch-size is per process.
     """
-    import os
-    import sys
-
     import torch
 
-    from plic.recipes import make_trainer
+    if o["threads"]:
+        torch.set_num_threads(o["threads"])
+    _train(_config(o), o["out"], _device(o["device"]), o["analyze_gradients"], not o["no_progress"])
+
+
+def _config(o):
+    """The run's TrainConfig from the command's options, every setting checked before a folder exists."""
+    import os
+
+    from plic.train.recipe import TrainOptions
     from plic.train.trainer import TrainConfig
 
-    if threads:
-        torch.set_num_threads(threads)
+    lo, hi = _lambdas(o["recipe"], o["lmbda"], o["lambda_range"], o["init"], o["target_bpp"], o["data"], o["crop"])
+    proxy = {k: o[k] for k in ("alpha", "proxy_lr", "proxy_warmup")} if o["recipe"] == "proxiqa" else None
+    recipe_args, metric = _recipe_args(o["recipe"], o["recipe_kv"], TrainOptions(
+        metric=o["metric"], crop=o["crop"], variable_rate=bool(o["lambda_range"]), target_bpp=o["target_bpp"],
+        init=o["init"], extra=proxy))
+    try:
+        milestones = [float(v) for v in o["lr_milestones"].split(",") if v.strip()]
+    except ValueError:
+        raise PlicError("--lr-milestones takes comma-separated fractions, e.g. 0.8,0.95") from None
+    model_args = {k: v for k, v in (("N", o["n_channels"]), ("M", o["m_channels"])) if v}
+    eval_every = o["eval_every"]
+    if eval_every and not os.path.exists(o["eval_data"]):
+        click.echo(f"plic: evaluation folder {o['eval_data']} not found; periodic evaluation is off", err=True)
+        eval_every = 0
+    prefetch = (2 if o["device"].startswith("cuda") else 0) if o["prefetch"] is None else o["prefetch"]
+    same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "seed", "checkpoint_every",
+            "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
+    return TrainConfig(model=o["model_name"], model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
+                       data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
+                       prefetch=prefetch, **{k: o[k] for k in same})
+
+
+def _lambdas(recipe, lmbda, lambda_range, init, target_bpp, data, crop) -> tuple:
+    """The run's lambda range; po-elic at one rate may name it by the init model's bpp instead."""
     if recipe == "po-elic" and lmbda is None and not lambda_range:
         if not (init and target_bpp):
             raise PlicError("--recipe po-elic needs --init and --target-bpp (or --lambda)")
@@ -98,76 +122,27 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
     lo, hi = (lmbda, lmbda) if lmbda is not None else sorted(lambda_range)
     if lo <= 0:
         raise PlicError("lambda must be positive")
-    recipe_args = {}
-    if recipe == "po-elic":
-        if lambda_range and not (target_bpp or init):
-            raise PlicError("--recipe po-elic --lambda-range holds each crop at the --init model's rate: give --init")
-        # variable rate without --target-bpp: per-crop targets from the init model (0)
-        recipe_args = {"target_bpp": target_bpp or (0.0 if lambda_range else 0.15)}
-    if recipe == "grow-latent":
-        recipe_args = {"metric": metric or "mse"}
-    if recipe in ("rd", "po-elic", "st-lic", "grow-latent"):
-        metric = metric or "mse"
-        if metric not in ("mse", "ms-ssim"):
-            raise PlicError(f"--metric {metric} is not a training distortion; use --recipe proxiqa --metric {metric}")
-        if metric != "mse" and recipe not in ("rd", "grow-latent"):
-            raise PlicError(f"--recipe {recipe} has its own distortion; drop --metric")
-        if metric == "ms-ssim" and crop < 256:
-            raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")
-    else:
-        target = metric or "vmaf"
-        if target == "mse":
-            raise PlicError("--recipe proxiqa learns a metric other than MSE: --metric vmaf, ssim or ms-ssim")
-        if target == "ms-ssim" and crop < 192:
-            raise PlicError("MS-SSIM targets need --crop 192 or larger")
-        recipe_args = {"metric": target, "alpha": alpha, "proxy_lr": proxy_lr, "proxy_warmup": proxy_warmup}
-        metric = "mse"  # the pixel part of the ProxIQA loss
-    for kv in recipe_kv:
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise PlicError(f"--recipe-arg takes KEY=VALUE, not {kv!r}")
-        try:
-            recipe_args[key.strip()] = float(value)
-        except ValueError:
-            recipe_args[key.strip()] = value.strip()
-    if recipe != "rd":  # the rd recipe takes --metric only (see Trainer)
-        from plic.recipes import check_args
+    return lo, hi
 
-        check_args(recipe, recipe_args)  # before the run folder exists
-    try:
-        milestones = [float(v) for v in lr_milestones.split(",") if v.strip()]
-    except ValueError:
-        raise PlicError("--lr-milestones takes comma-separated fractions, e.g. 0.8,0.95") from None
-    model_args = {}
-    if n_channels:
-        model_args["N"] = n_channels
-    if m_channels:
-        model_args["M"] = m_channels
-    if eval_every and not os.path.exists(eval_data):
-        click.echo(f"plic: evaluation folder {eval_data} not found; periodic evaluation is off", err=True)
-        eval_every = 0
-    cfg = TrainConfig(
-        model=model_name, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
-        data=list(data), steps=steps, batch_size=batch_size, crop=crop, lr=lr,
-        lr_milestones=milestones, lr_gamma=lr_gamma, warmup_steps=warmup_steps,
-        clip_grad=clip_grad, seed=seed, checkpoint_every=checkpoint_every,
-        eval_every=eval_every, eval_data=eval_data, eval_images=eval_images, init=init,
-        precision=precision, deterministic=deterministic, recipe=recipe, recipe_args=recipe_args,
-        prefetch=(2 if device.startswith("cuda") else 0) if prefetch is None else prefetch,
-    )
+
+def _train(cfg, out, device, analyze_gradients, progress) -> None:
+    import os
+    import sys
+
+    from plic.recipes import make_trainer
     from plic.train import distributed
 
     try:
-        trainer = make_trainer(cfg, out, device=_device(device), log=lambda m: click.echo(m, err=True))
+        trainer = make_trainer(cfg, out, device=device, log=lambda m: click.echo(m, err=True))
         trainer.log(f"{len(trainer.data)} training images ({trainer.data.skipped} skipped); "
-                    f"lambda in [{lo:g}, {hi:g}]")
+                    f"lambda in [{cfg.lambda_min:g}, {cfg.lambda_max:g}]")
         if analyze_gradients:
             from plic.train import gradients
 
             norms = gradients.analyze(trainer, analyze_gradients)
             click.echo(gradients.report(norms, getattr(trainer.recipe, "weights", {})))
             return
-        trainer.run(progress=not no_progress)
+        trainer.run(progress=progress)
         if trainer.world.distributed:
             # Every file is written and the ranks have met at a final barrier. Tearing
             # gloo down can still abort one rank ("terminate called without an active
@@ -178,6 +153,25 @@ def command(model_name, lmbda, lambda_range, recipe, target_bpp, recipe_kv, anal
             os._exit(0)
     finally:
         distributed.shutdown()
+
+
+def _recipe_args(recipe: str, recipe_kv, options) -> tuple:
+    """The recipe's settings (its own defaults from the shared options, then --recipe-arg), checked before
+    the run folder exists; and the trainer's pixel distortion."""
+    from plic.recipes import check_args, recipe_class
+
+    args, metric = recipe_class(recipe).from_options(options)
+    for kv in recipe_kv:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise PlicError(f"--recipe-arg takes KEY=VALUE, not {kv!r}")
+        try:
+            args[key.strip()] = float(value)
+        except ValueError:
+            args[key.strip()] = value.strip()
+    if recipe != "rd":  # the rd recipe takes --metric only (see Trainer)
+        check_args(recipe, args)
+    return args, metric
 
 
 def _lambda_for_rate(init: str, data, target_bpp: float, crop: int) -> float:

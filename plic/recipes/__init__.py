@@ -30,6 +30,13 @@ def _register_builtin() -> None:
     RECIPES["grow-latent"] = GrowLatent
 
 
+def recipe_class(name: str) -> Type[Recipe]:
+    _register_builtin()
+    if name not in RECIPES:
+        raise PlicError(f"unknown recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
+    return RECIPES[name]
+
+
 def check_args(name: str, args: Dict) -> None:
     """Refuse settings the recipe does not take, and missing required ones, with one line each.
 

@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from plic.errors import PlicError
 from plic.train.loss import RateDistortionLoss, bpp_per_item
-from plic.train.recipe import Recipe
+from plic.train.recipe import Recipe, TrainOptions, training_distortion
 
 
 class GrowLatent(Recipe):
     name = "grow-latent"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions):
+        metric = training_distortion(options)
+        return {"metric": metric}, metric
 
     def __init__(self, free_from: int, hold: int = 1000, ramp: int = 3000, metric: str = "mse"):
         self.free_from, self.hold, self.ramp = int(free_from), int(hold), int(ramp)

@@ -44,11 +44,19 @@ from plic.losses.pixel import charbonnier
 from plic.losses.rate_target import rate_weight
 from plic.recipes.adversary import Adversary
 from plic.train.loss import bpp_per_item
-from plic.train.recipe import Recipe
+from plic.train.recipe import Recipe, TrainOptions
 
 
 class POELIC(Recipe):
     name = "po-elic"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions):
+        super().from_options(options)  # refuses --metric
+        if options.variable_rate and not (options.target_bpp or options.init):
+            raise PlicError("--recipe po-elic --lambda-range holds each crop at the --init model's rate: give --init")
+        # variable rate without --target-bpp: per-crop targets from the init model (0)
+        return {"target_bpp": options.target_bpp or (0.0 if options.variable_rate else 0.15)}, "mse"
 
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,

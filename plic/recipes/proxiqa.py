@@ -30,11 +30,20 @@ from plic.iqa.targets import get_target
 from plic.models.frozen import frozen
 from plic.train.loss import bpp_per_item
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
-from plic.train.recipe import Recipe
+from plic.train.recipe import Recipe, TrainOptions
 
 
 class ProxIQA(Recipe):
     name = "proxiqa"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions):
+        target = options.metric or "vmaf"
+        if target == "mse":
+            raise PlicError("--recipe proxiqa learns a metric other than MSE: --metric vmaf, ssim or ms-ssim")
+        if target == "ms-ssim" and options.crop < 192:
+            raise PlicError("MS-SSIM targets need --crop 192 or larger")
+        return {"metric": target, **(options.extra or {})}, "mse"  # mse: the pixel part of the ProxIQA loss
 
     def __init__(self, metric: str = "vmaf", alpha: float = 0.5, proxy: str = "proxiqa-diff",
                  proxy_lr: float = 1e-3, proxy_warmup: int = 200):

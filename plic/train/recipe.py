@@ -7,11 +7,38 @@ knows only this contract and builds the default ``rd`` recipe.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
+from plic.errors import PlicError
 from plic.train.loss import RateDistortionLoss
+
+#: the distortions a codec trains on directly (others go through a learned proxy)
+TRAINING_DISTORTIONS = ("mse", "ms-ssim")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``plic train`` says beside ``--recipe-arg``, for the recipe to read and check."""
+
+    metric: Optional[str] = None
+    crop: int = 128
+    variable_rate: bool = False
+    target_bpp: Optional[float] = None
+    init: Optional[str] = None
+    extra: Dict[str, Any] = None  # recipe-specific options of the command line (proxiqa: alpha, ...)
+
+
+def training_distortion(options: TrainOptions) -> str:
+    """``--metric`` as a training distortion: mse (default) or ms-ssim, with the crop MS-SSIM needs."""
+    metric = options.metric or "mse"
+    if metric not in TRAINING_DISTORTIONS:
+        raise PlicError(f"--metric {metric} is not a training distortion; use --recipe proxiqa --metric {metric}")
+    if metric == "ms-ssim" and options.crop < 256:
+        raise PlicError("MS-SSIM (5 scales) needs --crop 256 or larger")
+    return metric
 
 
 class Recipe:
@@ -25,6 +52,17 @@ class Recipe:
     """
 
     name = "?"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions) -> Tuple[Dict[str, Any], str]:
+        """This recipe's settings from the command line's shared options, checked, and the
+        trainer's pixel distortion. Recipes with a distortion of their own refuse ``--metric``."""
+        metric = options.metric or "mse"
+        if metric not in TRAINING_DISTORTIONS:
+            raise PlicError(f"--metric {metric} is not a training distortion; use --recipe proxiqa --metric {metric}")
+        if metric != "mse":
+            raise PlicError(f"--recipe {cls.name} has its own distortion; drop --metric")
+        return {}, "mse"
 
     def model_args(self) -> Dict[str, Any]:
         """Constructor arguments the recipe needs in the model (e.g. a refiner)."""
@@ -54,6 +92,10 @@ class RateDistortion(Recipe):
     """``lambda * D + R`` with D = 255^2 MSE or 1 - MS-SSIM (the trainer's ``--metric``)."""
 
     name = "rd"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions) -> Tuple[Dict[str, Any], str]:
+        return {}, training_distortion(options)  # the trainer builds this recipe from its --metric
 
     def __init__(self, metric: str = "mse"):
         self.loss_fn = RateDistortionLoss(metric)
