@@ -1,0 +1,124 @@
+"""What an encode-time optimisation is given: its settings, its objective, the frozen model and image.
+
+Objectives (:class:`Objective`): ``lambda * D + R`` (R in bpp); a target rate
+``D + kappa * max(R / R_t - 1, margin)``; a target distortion
+``R + kappa * max(D / D_t - 1, margin)``. The targets are written relative to
+their value (SNIC writes ``max(R - R_t, tau)``), so one ``kappa`` suits every
+rate and metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from plic.errors import PlicError
+from plic.image_io import PlanarImage
+from plic.models.latent_hooks import fixed_hyper_latent, quantized_with
+from plic.refine.rounding import METHODS
+
+
+@dataclass
+class Settings:
+    """How to optimise. Defaults: see docs/refine.md for why."""
+
+    steps: int = 500
+    lr: float = 5e-3
+    rounding: str = "ssl"
+    a: float = 2.3  # SSL shape
+    scale: float = 0.98  # three-class r
+    power: Optional[float] = None  # three-class n (None: the family's default)
+    clip: float = 1e-6  # three-class floor
+    tau_rate: Optional[float] = None  # None: 2 / steps, so tau ends at exp(-2) for any step count
+    tau_max: float = 1.0
+    refine_z: bool = True
+    seed: int = 0
+    trace_every: int = 0  # record the true (hard-rounded) loss every k steps; 0: only at the ends
+
+    def check(self) -> None:
+        if self.steps < 0:
+            raise PlicError(f"--steps must be 0 or more, not {self.steps}")
+        if not self.lr > 0:
+            raise PlicError(f"the learning rate must be positive, not {self.lr}")
+        if self.rounding not in METHODS:
+            raise PlicError(f"unknown rounding {self.rounding!r} (known: {', '.join(METHODS)})")
+        if not (self.tau_max > 0 and (self.tau_rate or 0) >= 0 and self.scale > 0
+                and (self.power or 1) > 0 and self.a > 0):
+            raise PlicError("rounding parameters must be positive")
+
+
+@dataclass
+class Objective:
+    """What is minimised; ``distortion`` names a :func:`distortion_fn`."""
+
+    lmbda: float
+    distortion: str = "mse"
+    target_bpp: Optional[float] = None
+    target_distortion: Optional[float] = None  # in the distortion's units (MSE on the [0, 1] scale)
+    kappa: float = 20.0
+    margin: float = 0.0
+    #: weight bringing a non-MSE distortion to the scale of 255^2 * MSE at the start
+    balance: float = 1.0
+
+    def __post_init__(self):
+        if self.target_bpp is not None and self.target_distortion is not None:
+            raise PlicError("give a target rate or a target quality, not both")
+
+    @property
+    def targeted(self) -> bool:
+        return self.target_bpp is not None or self.target_distortion is not None
+
+    def __call__(self, d: Tensor, bpp: Tensor) -> Tensor:
+        if self.target_bpp is not None:
+            return d / self.start_d + self.kappa * torch.clamp(bpp / self.target_bpp - 1, min=self.margin)
+        if self.target_distortion is not None:
+            return bpp / self.start_bpp + self.kappa * torch.clamp(d / self.target_distortion - 1, min=self.margin)
+        scale = 255.0**2 if self.distortion == "mse" else self.balance
+        return self.lmbda * scale * d + bpp
+
+    start_d: float = field(default=1.0, repr=False)
+    start_bpp: float = field(default=1.0, repr=False)
+
+
+@dataclass
+class Result:
+    y: Tensor  # what the entropy coder codes (analysis output / QVRF step), padded size
+    z: Optional[Tensor]  # refined hyper-latent, or None (derived from y)
+    x: Optional[Tensor]  # substitute image (padded), or None
+    trace: List[Dict[str, float]]
+    seconds: float
+    seconds_per_step: float
+
+
+class FrozenProblem:
+    """One image and the frozen model, with the pieces an optimisation calls."""
+
+    def __init__(self, codec, img: PlanarImage, lmbda: float):
+        self.model = codec.model
+        self.device = codec.device
+        self.lc = self.model.latent_codec
+        self.h, self.w = img.height, img.width
+        x = img.rgb.to(self.device, torch.float32)
+        stride = self.model.stride
+        ph, pw = (-self.h) % stride, (-self.w) % stride
+        self.x0 = x  # the original: every distortion is measured against it
+        self.x0_padded = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+        self.a = self.model.quant_step(torch.tensor([lmbda])).to(self.device, torch.float32)
+        self.pixels = self.h * self.w
+
+    def analysis(self, x: Tensor) -> Tensor:
+        return self.model.g_a(x) / self.a
+
+    def rate_and_image(self, y: Tensor, z: Optional[Tensor], fn: Callable[[Tensor], Tensor]):
+        with quantized_with(self.lc, fn), fixed_hyper_latent(self.lc, z):
+            out = self.lc(y)
+        bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
+        x_hat = self.model.g_s(out["y_hat"] * self.a)[..., : self.h, : self.w]
+        refiner = getattr(self.model, "refiner", None)
+        if refiner is not None:  # what the decoder shows is the refined image: optimise that
+            x_hat = refiner(x_hat.clamp(0, 1))
+        return bits / self.pixels, x_hat
