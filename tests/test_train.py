@@ -98,7 +98,7 @@ def test_resume_a_run_that_started_from_init_weights(image_folder, tmp_path):
     # The model is first loaded from --init, then from the checkpoint, whose
     # CDF tables have another length once the quantiles have moved in training.
     from plic import zoo
-    from plic.train.trainer import _atomic_save_tensors
+    from plic.train.checkpoint import save_tensors
 
     Trainer(_cfg(image_folder, 2), tmp_path / "base", log=lambda m: None).run(progress=False)
     cfg = _cfg(image_folder, 4)
@@ -113,7 +113,7 @@ def test_resume_a_run_that_started_from_init_weights(image_folder, tmp_path):
     with torch.no_grad():
         moved.latent_codec["hyper"].entropy_bottleneck.quantiles.mul_(4)
     moved.update(force=True)
-    _atomic_save_tensors(moved.state_dict(), ckpt, zoo.read_metadata(ckpt))
+    save_tensors(moved.state_dict(), ckpt, zoo.read_metadata(ckpt))
     name = "latent_codec.hyper.entropy_bottleneck._quantized_cdf"
     assert t.model.state_dict()[name].shape != moved.state_dict()[name].shape
 

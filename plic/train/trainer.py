@@ -18,8 +18,6 @@ continues from it and produces the same numbers as an uninterrupted run.
 
 from __future__ import annotations
 
-import base64
-import csv
 import json
 import math
 import random
@@ -30,8 +28,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from plic import bitstream, zoo
 from plic.codec import Codec, psnr
@@ -39,7 +35,7 @@ from plic.errors import PlicError
 from plic.files import atomic_write_bytes
 from plic.image_io import quantize_rgb, read_image
 from plic.registry import build_model
-from plic.train import distributed
+from plic.train import checkpoint, distributed, run_log
 from plic.train.data import Prefetcher, RandomCrops, find_images
 from plic.train.distributed import World
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
@@ -86,26 +82,6 @@ class TrainConfig:
 
     # fields that must not change when a run is resumed
     IMMUTABLE = ("model", "model_args", "lambda_min", "lambda_max", "metric", "batch_size", "crop", "seed", "recipe")
-
-
-def _atomic_save_tensors(tensors: Dict[str, torch.Tensor], path: Path, metadata=None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    tmp.replace(path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def _csv_text(fields: List[str], rows: List[Dict]) -> str:
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, restval="")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 #: --precision -> autocast dtype of the transforms
@@ -243,33 +219,24 @@ class Trainer:
         # every rank refreshes its CDF tables, so the replicas stay identical
         self.model.update(force=True)
         if not self.world.main:
-            _atomic_save_tensors(self._rng_state(), self.out / f"rng-rank{self.world.rank}.safetensors")
+            checkpoint.save_tensors(self._rng_state(), checkpoint.rank_rng_file(self.out, self.world.rank))
             distributed.barrier(self.world)
             return
         t_main, m_main = optimizer_to_tensors(self.opt, "main")
         t_aux, m_aux = optimizer_to_tensors(self.aux_opt, "aux")
-        rng = self._rng_state()
-        _atomic_save_tensors({k: v for k, v in self.model.state_dict().items()},
-                             self.out / "checkpoint.safetensors",
-                             {"plic_model": self.model.registry_name,
-                              "plic_config": json.dumps(self.model.config())})
+        checkpoint.save_tensors(self.model.state_dict(), self.out / checkpoint.MODEL,
+                                {"plic_model": self.model.registry_name,
+                                 "plic_config": json.dumps(self.model.config())})
         t_recipe, m_recipe = self.recipe.state()
-        _atomic_save_tensors({**t_main, **t_aux, **rng, **t_recipe}, self.out / "optimizer.safetensors")
-        state = {
-            "step": self.step,
-            "recipe": m_recipe,
-            "config": asdict(self.cfg),
-            "optim": {"main": m_main, "aux": m_aux},
-            "python_random": base64.b64encode(json.dumps(random.getstate(), default=list).encode()).decode(),
-        }
-        _atomic_write_text(json.dumps(state, indent=1), self.out / "state.json")
+        checkpoint.save_tensors({**t_main, **t_aux, **self._rng_state(), **t_recipe}, self.out / checkpoint.OPTIMIZER)
+        checkpoint.write_state(self.out, {"step": self.step, "recipe": m_recipe, "config": asdict(self.cfg),
+                                          "optim": {"main": m_main, "aux": m_aux}})
         distributed.barrier(self.world)
 
     def try_resume(self) -> bool:
-        state_path = self.out / "state.json"
-        if not state_path.exists():
+        state = checkpoint.read_state(self.out)
+        if state is None:
             return False
-        state = json.loads(state_path.read_text())
         old = state["config"]
         defaults = asdict(TrainConfig())
         for key in TrainConfig.IMMUTABLE:
@@ -279,7 +246,7 @@ class Trainer:
                     f"{self.out} holds a run with {key}={old.get(key)!r}; this command asks for "
                     f"{asdict(self.cfg).get(key)!r} (use another --out)"
                 )
-        saved = zoo.load_weights(self.out / "checkpoint.safetensors").state_dict()
+        saved = zoo.load_weights(self.out / checkpoint.MODEL).state_dict()
         # CDF tables change length as the model trains; the model built here
         # may already hold tables of another length (from --init), and
         # compressai only resizes empty ones
@@ -287,21 +254,12 @@ class Trainer:
             if name in saved and buf.shape != saved[name].shape:
                 buf.resize_(saved[name].shape)
         self.model.load_state_dict(saved)
-        with safe_open(str(self.out / "optimizer.safetensors"), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = checkpoint.load_tensors(self.out / checkpoint.OPTIMIZER)
         optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
         optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
         self.recipe.load_state(tensors, state.get("recipe", {}))
-        if self.world.main:
-            self._set_rng_state(tensors)
-        else:
-            rank_file = self.out / f"rng-rank{self.world.rank}.safetensors"
-            if not rank_file.exists():
-                raise PlicError(f"{rank_file} is missing: resume with as many processes as the run had")
-            with safe_open(str(rank_file), framework="pt") as f:
-                self._set_rng_state({k: f.get_tensor(k) for k in f.keys()})
-        py_state = json.loads(base64.b64decode(state["python_random"]))
-        random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
+        self._set_rng_state(tensors if self.world.main else checkpoint.load_rank_rng(self.out, self.world.rank))
+        checkpoint.restore_python_random(state)
         self.step = int(state["step"])
         return True
 
@@ -363,44 +321,6 @@ class Trainer:
                          "psnr": float(np.mean(psnrs)), "images": len(self.eval_files)})
         return rows
 
-    def _append_csv(self, name: str, rows: List[Dict]) -> None:
-        if not rows:
-            return
-        path = self.out / name
-        fields = list(rows[0])
-        if path.exists():
-            with path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                old_fields = list(reader.fieldnames or [])
-                if old_fields != fields and set(fields) - set(old_fields):
-                    # a run resumed by a newer plic logs more columns: widen the file's header
-                    old_rows = list(reader)
-                    fields = old_fields + [k for k in fields if k not in old_fields]
-                    _atomic_write_text(_csv_text(fields, old_rows), path)
-                else:
-                    fields = old_fields or fields
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, restval="")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-
-    def _truncate_csv(self, name: str) -> None:
-        """After a resume, drop log rows written past the checkpoint's step."""
-        path = self.out / name
-        if not path.exists():
-            return
-        with path.open() as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows if int(float(r["step"])) <= self.step]
-        if len(keep) != len(rows):
-            with path.open("w", newline="") as f:
-                if keep:
-                    w = csv.DictWriter(f, fieldnames=list(keep[0]))
-                    w.writeheader()
-                    w.writerows(keep)
-
     def run(self, progress: bool = True) -> None:
         from tqdm import tqdm
 
@@ -409,10 +329,10 @@ class Trainer:
         if resumed:
             self.log(f"resuming {self.out} at step {self.step}")
             if main:
-                self._truncate_csv("train.csv")
-                self._truncate_csv("eval.csv")
+                run_log.truncate_after(self.out / "train.csv", self.step)
+                run_log.truncate_after(self.out / "eval.csv", self.step)
         if main:
-            _atomic_write_text(json.dumps(asdict(self.cfg), indent=1), self.out / "config.json")
+            atomic_write_bytes(self.out / "config.json", json.dumps(asdict(self.cfg), indent=1).encode())
         if self.world.distributed:
             self.log(f"data-parallel over {self.world.size} processes ({self.device.type}): "
                      f"{self.cfg.batch_size * self.world.size} crops per step")
@@ -431,13 +351,13 @@ class Trainer:
             bar.set_postfix(loss=f"{stats['loss']:.3f}", bpp=f"{stats['bpp']:.3f}", psnr=f"{stats['psnr']:.2f}")
             if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
                 if main:
-                    self._append_csv("train.csv", pending)
+                    run_log.append_rows(self.out / "train.csv", pending)
                 pending = []
                 self.save_checkpoint()
             if self.cfg.eval_every > 0 and (self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps):
                 if main:
                     rows = self.evaluate()
-                    self._append_csv("eval.csv", rows)
+                    run_log.append_rows(self.out / "eval.csv", rows)
                     for r in rows:
                         bar.write(f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
                                   f"{r['psnr']:.2f} dB (real bitstreams, {r['images']} images)")
@@ -445,7 +365,7 @@ class Trainer:
         bar.close()
         self.close()
         if main:
-            self._append_csv("train.csv", pending)
+            run_log.append_rows(self.out / "train.csv", pending)
         self.save_checkpoint()
         if not distributed.replicas_agree(self.model, self.world, self.device):
             raise PlicError("data-parallel replicas ended with different weights (please report this)")
