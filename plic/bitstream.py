@@ -27,8 +27,8 @@ VERSION = 1
 
 FLAG_ALPHA = 1 << 0  # an alpha plane is carried losslessly (extension TAG_ALPHA)
 FLAG_VARIABLE_RATE = 1 << 1  # lambda selects a point of a variable-rate model
-FLAG_REFINER = 1 << 2  # the model's post-decoder refiner (ST-LIC) is applied after synthesis
-KNOWN_FLAGS = FLAG_ALPHA | FLAG_VARIABLE_RATE | FLAG_REFINER
+FLAG_POST_FILTER = 1 << 2  # the model's post-filter (ST-LIC) is applied after synthesis
+KNOWN_FLAGS = FLAG_ALPHA | FLAG_VARIABLE_RATE | FLAG_POST_FILTER
 
 TAG_ALPHA = 1  # zlib-compressed 8- or 16-bit alpha plane, row-major
 KNOWN_TAGS = {TAG_ALPHA}

@@ -122,7 +122,7 @@ class Codec:
             return work if exact else work.to(memory_format=torch.channels_last)
 
         self.g_a, self.g_s = working(model.g_a), working(model.g_s)
-        self.refiner = working(getattr(model, "refiner", None))
+        self.post_filter = working(getattr(model, "post_filter", None))
         # The entropy-parameter path, float64 on the CPU (see module doc).
         self.entropy = copy.deepcopy(model.latent_codec).cpu().double().eval()
         self.name = model.registry_name
@@ -195,8 +195,8 @@ class Codec:
             out = self.entropy.compress(y)
         payloads = [list(s) for s in out["strings"]]
         flags = bitstream.FLAG_VARIABLE_RATE if self.model.variable_rate else 0
-        if self.refiner is not None:
-            flags |= bitstream.FLAG_REFINER
+        if self.post_filter is not None:
+            flags |= bitstream.FLAG_POST_FILTER
         extensions = {}
         if img.alpha is not None:
             flags |= bitstream.FLAG_ALPHA
@@ -322,10 +322,10 @@ class Codec:
         s = self.y_stride
         x_hat = _tiled(self.g_s, y_hat, s, TILE // s, MARGIN // s).contiguous()
         x_hat = x_hat[:, :, : hd.height, : hd.width]
-        if hd.flags & bitstream.FLAG_REFINER:
-            if self.refiner is None:
-                raise BitstreamError("file asks for a refiner these weights do not have")
-            x_hat = _tiled(self.refiner, x_hat.clamp(0, 1), 1, TILE, MARGIN)
+        if hd.flags & bitstream.FLAG_POST_FILTER:
+            if self.post_filter is None:
+                raise BitstreamError("file asks for a post-filter these weights do not have")
+            x_hat = _tiled(self.post_filter, x_hat.clamp(0, 1), 1, TILE, MARGIN)
         x_hat = torch.nan_to_num(x_hat, nan=0.0, posinf=1.0, neginf=0.0)
         return x_hat.clamp(0, 1).float()
 

@@ -50,6 +50,28 @@ FINGERPRINT_KEY = "plic_fingerprint"
 _MAX_HEADER = 64 << 20
 
 
+#: parts renamed since files were first written (old -> new): state-dict prefixes and config keys.
+#: The ST-LIC post-decoder network was called "refiner", a word now kept for encode-time refinement.
+RENAMED = {"refiner": "post_filter"}
+
+
+def _current_name(key: str) -> str:
+    head, dot, rest = key.partition(".")
+    return RENAMED.get(head, head) + dot + rest
+
+
+def _first_name(key: str) -> str:
+    """The name a key had when fingerprints were first defined: renames must not change fingerprints
+    (every file written with those weights carries one)."""
+    head, dot, rest = key.partition(".")
+    return {new: old for old, new in RENAMED.items()}.get(head, head) + dot + rest
+
+
+def model_config(meta: Mapping[str, str]) -> dict:
+    """The constructor arguments a weight file's metadata records, under today's names."""
+    return {RENAMED.get(k, k): v for k, v in json.loads(meta.get("plic_config", "{}")).items()}
+
+
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
     """8-byte digest of the weights as the model uses them (float32 values).
 
@@ -59,11 +81,11 @@ def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
     import torch
 
     h = hashlib.sha256()
-    for key in sorted(state_dict):
+    for name, key in sorted((_first_name(k), k) for k in state_dict):
         t = state_dict[key].detach().cpu().contiguous()
         if t.is_floating_point():
             t = t.to(torch.float32)
-        h.update(key.encode())
+        h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(str(t.dtype).encode())
         h.update(t.numpy().tobytes())
@@ -155,9 +177,9 @@ def load_weights(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     if name not in MODELS:
         raise PlicError(f"{path}: not a plic weight file (model {name!r} unknown)")
     try:
-        config = json.loads(meta.get("plic_config", "{}"))
+        config = model_config(meta)
         with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {_current_name(k): f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
         raise PlicError(f"{path}: unreadable weight file ({exc})") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

@@ -101,7 +101,7 @@ def test_perceptual_variant_round_trip_needs_no_model_path(sample_image, tmp_pat
         r = runner.invoke(main, ["compress", str(sample_image), "-o", str(out), "--lambda", "0.003", *extra])
         assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["info", str(per)])
-    assert "(the shipped weights: hyperprior-perceptual)" in r.output and "refiner" not in r.output
+    assert "(the shipped weights: hyperprior-perceptual)" in r.output and "post-filter" not in r.output
     for f in (mse, per):
         r = runner.invoke(main, ["decompress", str(f), "-o", str(f.with_suffix(".png"))])
         assert r.exit_code == 0, r.output

@@ -162,10 +162,10 @@ def test_gradient_analysis_splits_terms_by_module(po_setup, tmp_path):
 
 
 def test_unet_refiner_starts_as_identity_and_learns():
-    from plic.models.refiner import UNetRefiner
+    from plic.models.post_filter import UNetPostFilter
 
     torch.manual_seed(0)
-    r = UNetRefiner(channels=8)
+    r = UNetPostFilter(channels=8)
     x = torch.rand(2, 3, 30, 45)  # any size: padded inside, cropped back
     assert torch.equal(r(x), x)
     target = (x * 0.8 + 0.1).clamp(0, 1)
@@ -191,7 +191,7 @@ def test_st_lic_recipe_trains_codec_and_refiner_and_resumes(po_setup, tmp_path):
     def cfg(steps):
         return TrainConfig(model="hyperprior", lambda_min=0.002, lambda_max=0.05, data=[str(folder)], steps=steps,
                            batch_size=2, crop=64, checkpoint_every=2, eval_every=0, init=str(init),
-                           recipe="st-lic", recipe_args={"refiner": 8})
+                           recipe="st-lic", recipe_args={"post_filter": 8})
 
     make_trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
     make_trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
@@ -201,7 +201,7 @@ def test_st_lic_recipe_trains_codec_and_refiner_and_resumes(po_setup, tmp_path):
     assert {"d_loss", "g_loss", "term_lpips", "term_wasserstein", "term_adversarial"} <= set(ra[0])
     assert [r["g_loss"] for r in ra] == [r["g_loss"] for r in rb]
     model = zoo.load_weights(tmp_path / "a" / "model.safetensors")
-    assert model.refiner is not None and model.config()["refiner"] == 8
+    assert model.post_filter is not None and model.config()["post_filter"] == 8
     wb = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
     assert all(torch.equal(v, wb[k]) for k, v in model.state_dict().items())
 
@@ -216,17 +216,17 @@ def test_st_lic_with_a_frozen_codec_trains_the_refiner_alone_and_resumes(po_setu
     def cfg(steps):
         return TrainConfig(model="hyperprior", lambda_min=0.002, lambda_max=0.05, data=[str(folder)], steps=steps,
                            batch_size=2, crop=64, checkpoint_every=2, eval_every=0, init=str(init), recipe="st-lic",
-                           recipe_args={"refiner": 8, "freeze_codec": 1, "c_mse": 0.00234})
+                           recipe_args={"post_filter": 8, "freeze_codec": 1, "c_mse": 0.00234})
 
     make_trainer(cfg(4), tmp_path / "a", log=lambda m: None).run(progress=False)
     make_trainer(cfg(2), tmp_path / "b", log=lambda m: None).run(progress=False)
     make_trainer(cfg(4), tmp_path / "b", log=lambda m: None).run(progress=False)
     start = zoo.load_weights(init).state_dict()
     trained = zoo.load_weights(tmp_path / "a" / "model.safetensors").state_dict()
-    codec_keys = [k for k in start if not k.startswith("refiner.")]
+    codec_keys = [k for k in start if not k.startswith("post_filter.")]
     # the codec -- parameters, quantiles and CDF tables -- is the init model's, bit for bit
     assert codec_keys and all(torch.equal(start[k], trained[k]) for k in codec_keys)
-    assert any(trained[k].abs().sum() > 0 for k in ("refiner.out.weight", "refiner.out.bias"))
+    assert any(trained[k].abs().sum() > 0 for k in ("post_filter.out.weight", "post_filter.out.bias"))
     resumed = zoo.load_weights(tmp_path / "b" / "model.safetensors").state_dict()
     assert all(torch.equal(v, resumed[k]) for k, v in trained.items())
     from plic.train.curves import plot_runs
@@ -242,27 +242,27 @@ def test_refiner_runs_after_decoding_only_when_the_file_says_so(tmp_path, sample
     from plic.models import MeanScaleHyperprior
 
     torch.manual_seed(0)
-    model = MeanScaleHyperprior(N=16, M=24, lambda_min=0.002, lambda_max=0.05, refiner=8)
-    torch.nn.init.normal_(model.refiner.out.weight, std=0.05)  # a refiner that does something
+    model = MeanScaleHyperprior(N=16, M=24, lambda_min=0.002, lambda_max=0.05, post_filter=8)
+    torch.nn.init.normal_(model.post_filter.out.weight, std=0.05)  # a post-filter that does something
     path = tmp_path / "r.safetensors"
     zoo.save_weights(model, path)
     codec = Codec(zoo.load_weights(path))
     img = read_image(sample_image)
     f = bitstream.parse(codec.encode(img, quality=3).data)
-    assert f.header.flags & bitstream.FLAG_REFINER
+    assert f.header.flags & bitstream.FLAG_POST_FILTER
     refined = codec.decode_file(f)
-    f.header.flags &= ~bitstream.FLAG_REFINER
+    f.header.flags &= ~bitstream.FLAG_POST_FILTER
     plain = codec.decode_file(f)
     assert not torch.equal(refined, plain)
-    # a model without a refiner refuses a file that asks for one
+    # a model without a post-filter refuses a file that asks for one
     plain_model = MeanScaleHyperprior(N=16, M=24, lambda_min=0.002, lambda_max=0.05)
     other = Codec(zoo.load_weights(path))
-    other.refiner = None
+    other.post_filter = None
     other.model.fingerprint = codec.model.fingerprint
-    f.header.flags |= bitstream.FLAG_REFINER
-    with pytest.raises(BitstreamError, match="refiner"):
+    f.header.flags |= bitstream.FLAG_POST_FILTER
+    with pytest.raises(BitstreamError, match="post-filter"):
         other.decode_file(f)
-    assert plain_model.config().get("refiner") is None
+    assert plain_model.config().get("post_filter") is None
 
 
 def test_grow_latent_phases_in_the_new_channels_rate():

@@ -72,8 +72,8 @@ def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_decode_like_th
     for base, variant in zoo.PERCEPTUAL.items():
         assert variant in zoo.PRETRAINED and zoo.read_metadata(zoo.shipped_path(variant))["plic_model"] == base
         v, b = zoo.load_model(variant), zoo.load_model(base)
-        # a finetuned codec of the same architecture: no refiner, so it decodes at the base model's speed
-        assert v.refiner is None and v.config()["N"] == b.config()["N"] and v.config()["M"] == b.config()["M"]
+        # a finetuned codec of the same architecture: no post_filter, so it decodes at the base model's speed
+        assert v.post_filter is None and v.config()["N"] == b.config()["N"] and v.config()["M"] == b.config()["M"]
         training = json.loads(zoo.read_metadata(zoo.shipped_path(variant))["plic_training"])
         assert training["stages"][-1]["recipe"] == "po-elic"
 
@@ -113,3 +113,23 @@ def test_weight_files_record_their_fingerprint(tmp_path, tiny_model_path):
     (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 8 + b"{}")
     with pytest.raises(PlicError, match="not a readable safetensors weight file"):
         zoo.read_metadata(tmp_path / "junk.safetensors")
+
+
+def test_files_from_before_the_post_filter_rename_still_load(tmp_path):
+    """ST-LIC's post-filter was saved as "refiner.*" with config key "refiner"; same weights, same fingerprint."""
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    model = MeanScaleHyperprior(N=16, M=24, lambda_min=0.002, lambda_max=0.05, post_filter=8)
+    new = tmp_path / "new.safetensors"
+    zoo.save_weights(model, new)
+    meta = zoo.read_metadata(new)
+    cfg = json.loads(meta["plic_config"])
+    cfg["refiner"] = cfg.pop("post_filter")
+    old = tmp_path / "old.safetensors"
+    tensors = {k.replace("post_filter.", "refiner.", 1): v for k, v in load_file(str(new)).items()}
+    save_file(tensors, str(old), metadata={**meta, "plic_config": json.dumps(cfg)})
+    a, b = zoo.load_weights(new), zoo.load_weights(old)
+    assert b.post_filter is not None and a.fingerprint == b.fingerprint
+    assert zoo.model_config(zoo.read_metadata(old))["post_filter"] == 8  # what --init reads
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

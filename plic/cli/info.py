@@ -33,7 +33,7 @@ def command(input, as_json):
     imported = None if shipped else zoo.find_imported(h.model, h.fingerprint)
     flags = [name for bit, name in ((bitstream.FLAG_ALPHA, "alpha"),
                                     (bitstream.FLAG_VARIABLE_RATE, "variable-rate"),
-                                    (bitstream.FLAG_REFINER, "refiner")) if h.flags & bit]
+                                    (bitstream.FLAG_POST_FILTER, "post-filter")) if h.flags & bit]
     payload_bytes = [sum(len(s) for s in g) for g in f.payloads]
     info = {
         "file": str(input),

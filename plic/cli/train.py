@@ -22,7 +22,7 @@ def _device(name: str) -> str:
 @click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic", "st-lic", "grow-latent"]), default="rd",
               show_default=True,
               help="rd: rate-distortion; proxiqa: optimise for --metric through a learned proxy (ProxIQA); "
-                   "po-elic: perceptual finetuning under a rate target (PO-ELIC); st-lic: refiner and "
+                   "po-elic: perceptual finetuning under a rate target (PO-ELIC); st-lic: post-filter and "
                    "semi-decoupled perceptual objective, variable rate (ST-LIC); grow-latent: rate-distortion "
                    "after scripts/widen_latent.py, the new channels' rate phased in (free_from=M_OLD)")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), help="po-elic: rate target")

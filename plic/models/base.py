@@ -65,24 +65,24 @@ class VariableRateCodec(CompressionModel):
         self.lambda_min = float(lambda_min)
         self.lambda_max = float(lambda_max)
         self.lambda_ref = float(lambda_max if lambda_ref is None else lambda_ref)
-        self.refiner = None
+        self.post_filter = None
 
-    def add_refiner(self, channels: int | None) -> None:
-        """Give the model ST-LIC's post-decoder refiner (``channels`` wide; None: none)."""
+    def add_post_filter(self, channels: int | None) -> None:
+        """Give the model ST-LIC's post-filter (``channels`` wide; None: none)."""
         if channels:
-            from plic.models.refiner import UNetRefiner
+            from plic.models.post_filter import UNetPostFilter
 
-            self.refiner = UNetRefiner(int(channels))
+            self.post_filter = UNetPostFilter(int(channels))
 
     def rate_config(self) -> Dict[str, Any]:
         cfg: Dict[str, Any] = {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max, "lambda_ref": self.lambda_ref}
-        if self.refiner is not None:
-            cfg["refiner"] = self.refiner_channels
+        if self.post_filter is not None:
+            cfg["post_filter"] = self.post_filter_channels
         return cfg
 
     @property
-    def refiner_channels(self) -> int | None:
-        return None if self.refiner is None else self.refiner.inc[0].out_channels
+    def post_filter_channels(self) -> int | None:
+        return None if self.post_filter is None else self.post_filter.inc[0].out_channels
 
     # ----------------------------------------------------------------- rate
     @property
@@ -143,9 +143,9 @@ class VariableRateCodec(CompressionModel):
             x_hat = self.g_s(out["y_hat"] * a)
         # y_hat: the quantized latent as the synthesis sees it (a GAN discriminator's condition)
         result = {"x_hat": x_hat.float(), "likelihoods": out["likelihoods"], "y": y, "y_hat": out["y_hat"] * a}
-        if self.refiner is not None:
+        if self.post_filter is not None:
             with _autocast(x.device, autocast_dtype):
-                result["x_ref"] = self.refiner(result["x_hat"]).float()
+                result["x_post"] = self.post_filter(result["x_hat"]).float()
         return result
 
 

@@ -29,7 +29,7 @@ class ELIC(VariableRateCodec):
         lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
         lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6],
         lambda_ref: float | None = None,
-        refiner: int | None = None,
+        post_filter: int | None = None,
     ):
         super().__init__(lambda_min, lambda_max, lambda_ref)
         groups = list(groups) if groups is not None else [16, 16, 32, 64, M - 128]
@@ -40,7 +40,7 @@ class ELIC(VariableRateCodec):
         self.g_a = reference.g_a
         self.g_s = reference.g_s
         self.latent_codec = reference.latent_codec
-        self.add_refiner(refiner)
+        self.add_post_filter(post_filter)
 
     def symbols_per_payload(self, shapes) -> list:
         # payloads: for each channel group, the checkerboard's anchor and

@@ -44,7 +44,7 @@ class MeanScaleHyperprior(VariableRateCodec):
         lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
         lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6],
         lambda_ref: float | None = None,
-        refiner: int | None = None,
+        post_filter: int | None = None,
         levels: int = 4,
     ):
         super().__init__(lambda_min, lambda_max, lambda_ref)
@@ -88,7 +88,7 @@ class MeanScaleHyperprior(VariableRateCodec):
                 ),
             }
         )
-        self.add_refiner(refiner)
+        self.add_post_filter(post_filter)
 
     def config(self) -> Dict[str, Any]:
         cfg: Dict[str, Any] = {"N": self.N, "M": self.M, **self.rate_config()}

@@ -84,7 +84,7 @@ class POELIC(Recipe):
             # the trainer has just loaded --init into the model (a resume loads
             # the checkpoint later), so this copy is the init model
             self.anchor = copy.deepcopy(trainer.model).requires_grad_(False)
-            self.anchor.g_s, self.anchor.refiner = None, None  # only its rate is needed
+            self.anchor.g_s, self.anchor.post_filter = None, None  # only its rate is needed
         self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr)
 
     def terms(self, out, x) -> Dict[str, torch.Tensor]:

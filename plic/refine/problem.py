@@ -118,7 +118,7 @@ class FrozenProblem:
             out = self.lc(y)
         bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
         x_hat = self.model.g_s(out["y_hat"] * self.a)[..., : self.h, : self.w]
-        refiner = getattr(self.model, "refiner", None)
-        if refiner is not None:  # what the decoder shows is the refined image: optimise that
-            x_hat = refiner(x_hat.clamp(0, 1))
+        post_filter = getattr(self.model, "post_filter", None)
+        if post_filter is not None:  # what the decoder shows is the post-filtered image: optimise that
+            x_hat = post_filter(x_hat.clamp(0, 1))
         return bits / self.pixels, x_hat

@@ -2,7 +2,7 @@
 
 For a recipe whose codec loss names its weighted terms (``losses["terms"]``),
 the gradient of each term is taken separately with respect to each module of
-the codec (analysis, synthesis, entropy model, and a refiner where there is
+the codec (analysis, synthesis, entropy model, and a post-filter where there is
 one). The table gives, per module, each term's share of the summed gradient
 norms, averaged over a few batches; the suggested coefficients would give
 every distortion term the same gradient norm on the synthesis transform.
@@ -18,7 +18,7 @@ import torch
 
 def module_groups(model: torch.nn.Module) -> Dict[str, List[torch.nn.Parameter]]:
     groups = {}
-    for name in ("g_a", "g_s", "latent_codec", "refiner"):
+    for name in ("g_a", "g_s", "latent_codec", "post_filter"):
         module = getattr(model, name, None)
         if module is not None:
             params = [p for p in module.parameters() if p.requires_grad]

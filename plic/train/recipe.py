@@ -65,7 +65,7 @@ class Recipe:
         return {}, "mse"
 
     def model_args(self) -> Dict[str, Any]:
-        """Constructor arguments the recipe needs in the model (e.g. a refiner)."""
+        """Constructor arguments the recipe needs in the model (e.g. a post-filter)."""
         return {}
 
     def trains(self, name: str) -> bool:

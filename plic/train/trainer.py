@@ -131,7 +131,7 @@ class Trainer:
         self.model = build_model(cfg.model, **args).to(self.device)
         if cfg.init:
             self._load_init(cfg.init)
-        # a recipe may freeze part of the model (e.g. train a refiner behind a
+        # a recipe may freeze part of the model (e.g. train a post-filter behind a
         # fixed codec); frozen parameters build no graph and get no optimizer
         for n, p in self.model.named_parameters():
             p.requires_grad_(self.recipe.trains(n))
@@ -191,7 +191,7 @@ class Trainer:
         meta = zoo.read_metadata(path)
         if meta.get("plic_model") != self.cfg.model:
             raise PlicError(f"--init {path} holds a {meta.get('plic_model')!r} model, not {self.cfg.model!r}")
-        config = json.loads(meta.get("plic_config", "{}"))
+        config = zoo.model_config(meta)
         config.setdefault("lambda_ref", config.get("lambda_max"))
         for key, value in config.items():
             if key not in ("lambda_min", "lambda_max"):

@@ -1,9 +1,9 @@
-"""ST-LIC's refiner: a small UNet after the decoder, predicting a residual.
+"""ST-LIC's post-filter: a small UNet after the decoder, predicting a residual.
 
 The codec's decoder output is kept as it is (distortion losses train the
-codec on it); the refiner turns it into the perceptual output. Two
+codec on it); the post-filter turns it into the perceptual output. Two
 down-sampling levels with skip connections; the output is
-``x_hat + UNet(x_hat)``, initialised at zero so an untrained refiner changes
+``x_hat + UNet(x_hat)``, initialised at zero so an untrained post-filter changes
 nothing.
 """
 
@@ -19,7 +19,7 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
                          nn.Conv2d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
 
 
-class UNetRefiner(nn.Module):
+class UNetPostFilter(nn.Module):
     def __init__(self, channels: int = 32, levels: int = 2):
         super().__init__()
         widths = [channels * 2**i for i in range(levels + 1)]
