@@ -5,7 +5,7 @@ subpackage: the data sets (point clouds), and a transform registry that
 imports ``torch_geometric`` and ``torchvision.transforms``. On this project's
 2-core machine that is about 3-4 s of every ``plic compress`` and
 ``plic decompress``, for modules plic never uses (``python -X importtime``,
-benchmarks/startup/README.md).
+benchmarks/speed/README.md).
 
 :func:`install` puts a package object for ``compressai`` in ``sys.modules``
 that has the package's path but has not run its ``__init__``: submodules

@@ -4,7 +4,7 @@
         --levels 3 --lambda-range 0.008 1.0
 
 Why: the shipped N=64/M=96 model's transforms reach only 33.03 dB on Kodak even
-without quantization (benchmarks/transform_ceiling.md): 96 latent values per
+without quantization (benchmarks/transform_ceiling/transform_ceiling.md): 96 latent values per
 16x16x3 pixels is too tight a bottleneck for such narrow transforms, and
 widening the latent to 192 channels lifted the ceiling by only 0.7 dB. Taking
 one stride-2 stage out (``levels=3``) gives the latent four times the values at

@@ -4,7 +4,7 @@
 
 Why: the shipped N=64/M=96 model saturates at high rates. Its transforms
 without any quantization reach only 33.03 dB on Kodak
-(benchmarks/transform_ceiling.md), so past lambda 0.08 extra bits buy almost
+(benchmarks/transform_ceiling/transform_ceiling.md), so past lambda 0.08 extra bits buy almost
 nothing and JPEG overtakes it above ~1 bpp. More latent channels lift that
 ceiling; training a wider model from scratch costs more CPU steps than a session
 has, so the new channels are grafted onto the trained one (Net2Net-style) and

@@ -17,7 +17,7 @@ subtract one patch from the other before it sees them. Trained alone on the
 default codec's reconstructions, the stacked proxy reached a Pearson
 correlation of 0.24 with true SSIM on held-out Kodak tiles after 1,500
 steps; fed the difference, 0.89 after 250
-(``benchmarks/proxy_learnability_codec.md``). It is the recipe's default.
+(``benchmarks/proxiqa/proxy_learnability_codec.md``). It is the recipe's default.
 
 Other architectures register with :func:`register_proxy` and are picked by
 name (``--proxy``).

@@ -6,7 +6,7 @@ the rate term shrinks the new channels at once, while the distortion term can
 only pull on them once the synthesis has learnt to use them: measured on the
 default model, the new channels carried 0.015-0.025 bpp at lambda 0.45 after
 2,000-3,500 steps and zeroing them changed nothing
-(``benchmarks/transform_ceiling.md``). This recipe lets them in for free
+(``benchmarks/transform_ceiling/transform_ceiling.md``). This recipe lets them in for free
 first: the rate of channels ``free_from`` and up is left out of the loss for
 ``hold`` steps, then phased in linearly over ``ramp`` steps. The logged bpp is
 always the full rate.
