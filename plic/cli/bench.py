@@ -35,27 +35,14 @@ def command(images, model, model_path, quality, devices, compare, warmup, repeat
     same architecture and weights, and through classical codecs at the same
     bpp; each time is also given as a ratio to CompressAI's.
     """
-    import numpy as np
     import torch
 
-    from plic.errors import PlicError
     from plic.eval.runner import list_images
-    from plic.eval.timing import time_classical, time_codec, time_compressai_twin
-    from plic.image_io import atomic_write_bytes, read_image
+    from plic.files import atomic_write_bytes
+    from plic.image_io import read_image
 
     others = [c.strip() for c in compare.split(",") if c.strip()]
-    classical = []
-    if others:
-        from plic.eval.codecs import classical_codec
-
-        for name in others:
-            if name == TWIN:
-                continue
-            codec = classical_codec(name)
-            reason = codec.unavailable()
-            if reason:
-                raise PlicError(f"--compare {name}: {reason}")
-            classical.append(codec)
+    classical = _classical_codecs(others)
     paths = list_images(images)[:limit]
     rows = []
     for device in [d.strip() for d in devices.split(",") if d.strip()]:
@@ -65,32 +52,58 @@ def command(images, model, model_path, quality, devices, compare, warmup, repeat
         coders = {"plic": load_codec(model, model_path, device, exact=False),
                   "plic --exact": load_codec(model, model_path, device, exact=True)}
         for p in paths:
-            img = read_image(p)
-            found = []
-            for label, codec in coders.items():
-                r = time_codec(codec, img, quality, warmup, repeat)
-                found.append({"coder": label, **r})
-            if TWIN in others:
-                try:
-                    found.append({"coder": "compressai", **time_compressai_twin(coders["plic"], img, quality, warmup,
-                                                                                  repeat)})
-                except ValueError as exc:
-                    raise PlicError(f"--compare compressai: {exc}") from None
-            rgb = (img.rgb[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            for codec in classical:
-                found.append({"coder": codec.name, "device": "cpu",
-                              **time_classical(codec, rgb, found[0]["bpp"], warmup, repeat)})
-            twin = next((r for r in found if r["coder"] == "compressai"), None)
+            found = _time_image(read_image(p), coders, TWIN in others, classical, quality, warmup, repeat)
             click.echo(f"{device} {p.name} ({found[0]['megapixels']:.2f} MP):")
             for r in found:
                 r["image"] = p.name
-                ratio = ""
-                if twin is not None:
-                    r["encode_vs_compressai"] = r["encode_s"] / twin["encode_s"]
-                    r["decode_vs_compressai"] = r["decode_s"] / twin["decode_s"]
-                    ratio = f"  x{r['encode_vs_compressai']:.2f} / x{r['decode_vs_compressai']:.2f} of CompressAI's"
-                click.echo(f"  {r['coder']:<14} {r['bpp']:.3f} bpp  encode {r['encode_s']:.3f} s  "
-                           f"decode {r['decode_s']:.3f} s{ratio}")
+                click.echo(_line(r))
             rows += found
     if json_out:
         atomic_write_bytes(json_out, (json.dumps(rows, indent=1) + "\n").encode())
+
+
+def _classical_codecs(names):
+    """The classical codecs named in --compare, each checked to be usable here."""
+    from plic.errors import PlicError
+    from plic.eval.codecs import classical_codec
+
+    found = []
+    for name in names:
+        if name == TWIN:
+            continue
+        codec = classical_codec(name)
+        reason = codec.unavailable()
+        if reason:
+            raise PlicError(f"--compare {name}: {reason}")
+        found.append(codec)
+    return found
+
+
+def _time_image(img, coders, with_twin, classical, quality, warmup, repeat):
+    """One row per coder for one image; with CompressAI's twin, every time is also its ratio to the twin's."""
+    import numpy as np
+
+    from plic.errors import PlicError
+    from plic.eval.timing import time_classical, time_codec, time_compressai_twin
+
+    found = [{"coder": label, **time_codec(codec, img, quality, warmup, repeat)} for label, codec in coders.items()]
+    if with_twin:
+        try:
+            found.append({"coder": "compressai", **time_compressai_twin(coders["plic"], img, quality, warmup, repeat)})
+        except ValueError as exc:
+            raise PlicError(f"--compare compressai: {exc}") from None
+    rgb = (img.rgb[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    for codec in classical:
+        found.append({"coder": codec.name, "device": "cpu", **time_classical(codec, rgb, found[0]["bpp"], warmup, repeat)})
+    twin = next((r for r in found if r["coder"] == "compressai"), None)
+    if twin is not None:
+        for r in found:
+            r["encode_vs_compressai"] = r["encode_s"] / twin["encode_s"]
+            r["decode_vs_compressai"] = r["decode_s"] / twin["decode_s"]
+    return found
+
+
+def _line(r) -> str:
+    ratio = (f"  x{r['encode_vs_compressai']:.2f} / x{r['decode_vs_compressai']:.2f} of CompressAI's"
+             if "encode_vs_compressai" in r else "")
+    return f"  {r['coder']:<14} {r['bpp']:.3f} bpp  encode {r['encode_s']:.3f} s  decode {r['decode_s']:.3f} s{ratio}"

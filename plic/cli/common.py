@@ -149,7 +149,7 @@ def default_jobs() -> int:
 
 
 def run_batch(pairs, folder: bool, quiet: bool, process, jobs: Optional[int] = None,
-              factory=None, skip_existing: bool = False) -> Tuple[List[dict], float]:  # noqa: C901
+              factory=None, skip_existing: bool = False) -> Tuple[List[dict], float]:
     """Run ``process(src, dst) -> {"bpp", "psnr"?, "msg"}`` over the pairs.
 
     A folder batch reports a failing file on one line and goes on; the
@@ -162,10 +162,7 @@ def run_batch(pairs, folder: bool, quiet: bool, process, jobs: Optional[int] = N
     complete files, which ``skip_existing`` then keeps. Messages, the progress
     bar and the summary go to standard error (standard output may be a file).
     """
-    import sys
     import time
-
-    from tqdm import tqdm
 
     t0 = time.perf_counter()
     skipped = 0
@@ -174,40 +171,65 @@ def run_batch(pairs, folder: bool, quiet: bool, process, jobs: Optional[int] = N
         skipped = len(pairs) - len(todo)
         pairs = todo
     jobs = min(jobs or default_jobs(), len(pairs))
-    results, failed = [None] * len(pairs), []
-    bar = tqdm(total=len(pairs), disable=not folder or quiet, unit="img", dynamic_ncols=True, file=sys.stderr)
-
-    def done(i, ok, value):
-        src = pairs[i][0]
-        bar.update(1)
-        if not ok:  # only a folder gets here: a single file's error is raised where it happens
-            failed.append(src)
-            bar.write(f"plic: {value}", file=sys.stderr)
-            return
-        results[i] = value
-        if folder:
-            got = [r for r in results if r is not None]
-            bar.set_postfix(bpp=f"{sum(x['bpp'] for x in got) / len(got):.3f}")
-        elif not quiet:
-            click.echo(value["msg"], err=True)
-
+    tally = _Tally(pairs, folder, quiet)
+    done, bar = tally.done, tally.bar
     try:
         if folder and jobs > 1 and factory is not None:
             _run_parallel(pairs, jobs, factory, done)
         else:
-            for i, (src, dst) in enumerate(pairs):
-                try:
-                    r = process(src, dst)
-                except PlicError as exc:
-                    if not folder:
-                        raise
-                    done(i, False, str(exc))
-                    continue
-                done(i, True, r)
+            _run_serial(pairs, folder, process, done)
     finally:
         bar.close()
-    results = [r for r in results if r is not None]
+    results = [r for r in tally.results if r is not None]
     elapsed = time.perf_counter() - t0
+    _summary(results, skipped, elapsed)
+    if tally.failed:
+        raise PlicError(f"{len(tally.failed)} of {len(tally.failed) + len(results)} file(s) failed")
+    return results, elapsed
+
+
+class _Tally:
+    """Results in input order, failures, and the progress bar (folders) or one line per file."""
+
+    def __init__(self, pairs, folder: bool, quiet: bool):
+        import sys
+
+        from tqdm import tqdm
+
+        self.pairs, self.folder, self.quiet = pairs, folder, quiet
+        self.results, self.failed = [None] * len(pairs), []
+        self.bar = tqdm(total=len(pairs), disable=not folder or quiet, unit="img", dynamic_ncols=True, file=sys.stderr)
+
+    def done(self, i, ok, value) -> None:
+        import sys
+
+        self.bar.update(1)
+        if not ok:  # only a folder gets here: a single file's error is raised where it happens
+            self.failed.append(self.pairs[i][0])
+            self.bar.write(f"plic: {value}", file=sys.stderr)
+            return
+        self.results[i] = value
+        if self.folder:
+            got = [r for r in self.results if r is not None]
+            self.bar.set_postfix(bpp=f"{sum(x['bpp'] for x in got) / len(got):.3f}")
+        elif not self.quiet:
+            click.echo(value["msg"], err=True)
+
+
+def _run_serial(pairs, folder: bool, process, done) -> None:
+    for i, (src, dst) in enumerate(pairs):
+        try:
+            r = process(src, dst)
+        except PlicError as exc:
+            if not folder:
+                raise
+            done(i, False, str(exc))
+            continue
+        done(i, True, r)
+
+
+def _summary(results: List[dict], skipped: int, elapsed: float) -> None:
+    """One line on standard error: images, mean bpp and PSNR, time, and what was skipped."""
     if results:
         bpps = [r["bpp"] for r in results]
         psnrs = [r["psnr"] for r in results if r.get("psnr") is not None]
@@ -217,9 +239,6 @@ def run_batch(pairs, folder: bool, quiet: bool, process, jobs: Optional[int] = N
         click.echo(f"{summary}, {elapsed:.1f} s" + (f" ({skipped} already there, skipped)" if skipped else ""), err=True)
     elif skipped:
         click.echo(f"0 image(s): all {skipped} outputs already there, skipped", err=True)
-    if failed:
-        raise PlicError(f"{len(failed)} of {len(failed) + len(results)} file(s) failed")
-    return results, elapsed
 
 
 def _run_parallel(pairs, jobs: int, factory, done) -> None:

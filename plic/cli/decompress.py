@@ -37,21 +37,11 @@ def decompressor(model_path, device, exact, reference, root):
     """``process(src, dst)``: decode one file with the weights its header names (loaded once per weights)."""
     from plic import bitstream
     from plic.codec import alpha_plane, psnr
-    from plic.image_io import IMAGE_SUFFIXES, quantize_rgb, read_image, save_image, to_pil
-    from plic.registry import MODELS
-    from plic.zoo import find_imported, find_shipped
+    from plic.image_io import quantize_rgb, read_image, save_image, to_pil
 
     if model_path:
         load_codec(None, model_path, device, exact)  # an unusable weight file fails before any work
     codecs = {}
-
-    def find_reference(src: Path):
-        if reference is None:
-            return None
-        if not reference.is_dir():
-            return reference
-        rel = src.relative_to(root) if root is not None else Path(src.name)
-        return next((c for c in (reference / rel.with_suffix(s) for s in sorted(IMAGE_SUFFIXES)) if c.exists()), None)
 
     def process(src: Path, dst: Path) -> dict:
         data = read_input(src)
@@ -61,22 +51,11 @@ def decompressor(model_path, device, exact, reference, root):
             if root is None:
                 raise
             raise type(exc)(f"{src}: {exc}") from None
-        name = f.header.model
-        if not model_path and name not in MODELS:
-            raise PlicError(f"{src}: made by model {name!r}, which this plic does not know")
-        key = (name, f.header.fingerprint)
-        if key not in codecs:
-            # the weights the file was made with: given, shipped (MSE or perceptual), or imported by plic import
-            shipped = imported = None
-            if not model_path:
-                shipped = find_shipped(name, f.header.fingerprint, device)
-                imported = None if shipped else find_imported(name, f.header.fingerprint)
-            codecs[key] = load_codec(None if imported else (shipped or name), model_path or imported, device, exact)
-        rgb = codecs[key].decode_file(f)
+        rgb = _codec_for(f, src, codecs, model_path, device, exact).decode_file(f)
         save_image(to_pil(rgb, f.header.channels, f.header.bit_depth, alpha_plane(f)), dst)
         bpp = 8 * len(data) / (f.header.height * f.header.width)
         r = {"bpp": bpp, "msg": f"{src} -> {dst}: {f.header.width}x{f.header.height}, {bpp:.4f} bpp"}
-        ref = find_reference(src)
+        ref = _reference_for(src, reference, root)
         if ref is not None:
             orig = read_image(ref)
             if orig.rgb.shape != rgb.shape:
@@ -86,3 +65,33 @@ def decompressor(model_path, device, exact, reference, root):
         return r
 
     return process
+
+
+def _codec_for(f, src: Path, codecs: dict, model_path, device, exact):
+    """The weights the file was made with: given, shipped (MSE or perceptual), or imported by plic import."""
+    from plic.registry import MODELS
+    from plic.zoo import find_imported, find_shipped
+
+    name = f.header.model
+    if not model_path and name not in MODELS:
+        raise PlicError(f"{src}: made by model {name!r}, which this plic does not know")
+    key = (name, f.header.fingerprint)
+    if key not in codecs:
+        shipped = imported = None
+        if not model_path:
+            shipped = find_shipped(name, f.header.fingerprint, device)
+            imported = None if shipped else find_imported(name, f.header.fingerprint)
+        codecs[key] = load_codec(None if imported else (shipped or name), model_path or imported, device, exact)
+    return codecs[key]
+
+
+def _reference_for(src: Path, reference, root):
+    """The original to compare a decoded file with: the --reference file, or its namesake in a folder."""
+    from plic.image_io import IMAGE_SUFFIXES
+
+    if reference is None:
+        return None
+    if not reference.is_dir():
+        return reference
+    rel = src.relative_to(root) if root is not None else Path(src.name)
+    return next((c for c in (reference / rel.with_suffix(s) for s in sorted(IMAGE_SUFFIXES)) if c.exists()), None)

@@ -74,8 +74,12 @@ def command(data, codecs, metrics, out, targets, sweep, anchor, limit, points, d
     click.echo(f"{len(bench.images)} images, {n_codecs} codecs, {len(tasks)} points ({computed} computed, "
                f"{len(tasks) - computed} cached) in {time.time() - t0:.0f} s -> {out / 'summary.md'}")
     if html:
-        from plic.eval.html import write_pages
+        _pages(out, bench, _floats(targets), device)
 
-        pages = write_pages(out, images=[p.name for p in bench.images], codecs=[c.name for c in bench.codec_objs],
-                            settings=[f"bpp{t:g}" for t in _floats(targets)], device=device)
-        click.echo(f"{len(pages)} comparison page(s) -> {out / 'html'}")
+
+def _pages(out, bench, targets, device) -> None:
+    from plic.eval.html import write_pages
+
+    pages = write_pages(out, images=[p.name for p in bench.images], codecs=[c.name for c in bench.codec_objs],
+                        settings=[f"bpp{t:g}" for t in targets], device=device)
+    click.echo(f"{len(pages)} comparison page(s) -> {out / 'html'}")

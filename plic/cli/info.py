@@ -15,7 +15,7 @@ from plic.errors import PlicError
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def command(input, as_json):
     """Show the header of a .plic file and check its integrity."""
-    from plic import bitstream, zoo
+    from plic import bitstream
 
     if not input.is_file():
         raise PlicError(f"{input}: no such file")
@@ -24,6 +24,29 @@ def command(input, as_json):
     except OSError as exc:
         raise PlicError(f"{input}: cannot read ({exc.strerror})") from None
     f = bitstream.parse(data)
+    info = describe(f, data, input)
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    h = f.header
+    match = {True: f"(the shipped weights: {info['shipped_weights']})", False: "(NOT the shipped weights)",
+             None: ""}[info["matches_shipped_weights"]]
+    if info["imported_weights"] is not None:
+        match = f"(imported weights: {info['imported_weights']})"
+    flags = info["flags"]
+    click.echo(f"{input}: plic format v{h.version}, {len(data)} bytes, {info['bpp']:.4f} bpp, checksum ok")
+    click.echo(f"  model      {h.model}, weights {h.fingerprint.hex()} {match}".rstrip())
+    click.echo(f"  image      {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
+    click.echo(f"  rate       lambda {h.lmbda:.6g}" + (f"  flags: {', '.join(flags)}" if flags else ""))
+    click.echo(f"  latents    {json.dumps(h.shapes)}")
+    click.echo(f"  payloads   {len(f.payloads)} groups, bytes {info['payload_bytes']}"
+               + (f", alpha {info['alpha_bytes']}" if info["alpha_bytes"] else ""))
+
+
+def describe(f, data: bytes, input: Path) -> dict:
+    """What ``plic info --json`` prints: the header, and which weights on this machine decode the file."""
+    from plic import bitstream, zoo
+
     h = f.header
     shipped, shipped_name = None, None
     path = zoo.shipped_path(h.model)
@@ -34,8 +57,7 @@ def command(input, as_json):
     flags = [name for bit, name in ((bitstream.FLAG_ALPHA, "alpha"),
                                     (bitstream.FLAG_VARIABLE_RATE, "variable-rate"),
                                     (bitstream.FLAG_POST_FILTER, "post-filter")) if h.flags & bit]
-    payload_bytes = [sum(len(s) for s in g) for g in f.payloads]
-    info = {
+    return {
         "file": str(input),
         "bytes": len(data),
         "bpp": 8 * len(data) / (h.height * h.width),
@@ -52,20 +74,7 @@ def command(input, as_json):
         "lambda": h.lmbda,
         "flags": flags,
         "latent_shapes": h.shapes,
-        "payload_bytes": payload_bytes,
+        "payload_bytes": [sum(len(s) for s in g) for g in f.payloads],
         "alpha_bytes": len(f.extensions.get(bitstream.TAG_ALPHA, b"")),
         "checksum": "ok",
     }
-    if as_json:
-        click.echo(json.dumps(info, indent=1))
-        return
-    match = {True: f"(the shipped weights: {shipped_name})", False: "(NOT the shipped weights)", None: ""}[shipped]
-    if imported is not None:
-        match = f"(imported weights: {imported})"
-    click.echo(f"{input}: plic format v{h.version}, {len(data)} bytes, {info['bpp']:.4f} bpp, checksum ok")
-    click.echo(f"  model      {h.model}, weights {h.fingerprint.hex()} {match}".rstrip())
-    click.echo(f"  image      {h.width}x{h.height}, {h.channels} channel(s), {h.bit_depth}-bit")
-    click.echo(f"  rate       lambda {h.lmbda:.6g}" + (f"  flags: {', '.join(flags)}" if flags else ""))
-    click.echo(f"  latents    {json.dumps(h.shapes)}")
-    click.echo(f"  payloads   {len(f.payloads)} groups, bytes {payload_bytes}"
-               + (f", alpha {info['alpha_bytes']}" if info["alpha_bytes"] else ""))
