@@ -43,6 +43,7 @@ from plic.image_io import PlanarImage, decode_alpha, encode_alpha, to_pil
 from plic.models.base import VariableRateCodec
 from plic.models.latent_hooks import fixed_hyper_latent
 from plic.search import bisect
+from plic.units import psnr_from_mse
 
 #: tile edge (pixels) of the transforms; images up to this size are not tiled
 TILE = 1024
@@ -413,4 +414,4 @@ def _latent_channels(latent_codec) -> int:
 
 def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
     mse = torch.mean((a.double() - b.double()) ** 2).item()
-    return float("inf") if mse == 0 else 10 * math.log10(peak**2 / mse)
+    return psnr_from_mse(mse, peak)

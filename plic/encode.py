@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -24,6 +23,7 @@ from plic import bitstream
 from plic.codec import EncodeResult
 from plic.errors import PlicError
 from plic.image_io import PlanarImage
+from plic.units import mse_from_psnr, psnr_from_mse
 
 
 class OutOfReach(PlicError):
@@ -122,7 +122,7 @@ class Encoder:
         aimed = self._snic_target(refine, rate)
         objective = Objective(refine.lmbda or lam, distortion=refine.metric,
                               target_bpp=rate.bpp if aimed else None,
-                              target_distortion=10 ** (-rate.psnr / 10) if aimed and rate.psnr is not None else None)
+                              target_distortion=mse_from_psnr(rate.psnr) if aimed and rate.psnr is not None else None)
         # the model that coded at this lambda (one rung of a ladder) is the one refined for
         refined = refine_encode(codec.pick(lam), img, lam, refine.plan, objective,
                                 Settings(steps=refine.steps, seed=refine.seed),
@@ -141,7 +141,7 @@ def encode_image(codec, img: PlanarImage, rate: Rate = Rate(), refine: Refinemen
 
 def quality_line(value: float, metric: str) -> str:
     """A distortion value as people read it: PSNR in dB for MSE, the value otherwise."""
-    return f"{-10 * math.log10(max(value, 1e-12)):.2f} dB PSNR" if metric == "mse" else f"{metric} {value:.4f}"
+    return f"{psnr_from_mse(max(value, 1e-12)):.2f} dB PSNR" if metric == "mse" else f"{metric} {value:.4f}"
 
 
 __all__ = ["OutOfReach", "Rate", "Refinement", "Encoded", "Encoder", "encode_image"]

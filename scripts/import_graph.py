@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "plic"
 
 #: bottom to top; a module may import its own layer and the ones below
 LAYERS = [
-    ("base", ["errors", "files", "search", "bitstream", "_compressai", "registry", "__init__"]),
+    ("base", ["errors", "files", "search", "units", "bitstream", "_compressai", "registry", "__init__"]),
     ("blocks", ["image_io", "models", "losses", "metrics", "zoo"]),
     ("codec", ["codec", "ladder", "iqa"]),
     ("methods", ["encode", "refine", "train", "eval", "importer"]),

@@ -10,18 +10,18 @@ import torch
 from pytorch_msssim import ms_ssim as _ms_ssim
 from pytorch_msssim import ssim as _ssim
 
+from plic.units import psnr_from_mse
+
 # BT.601 luma, as JPEG/JFIF and most compression papers' "PSNR-Y" use it
 _BT601 = np.array([65.481, 128.553, 24.966]) / 255.0
 
 
-def _psnr_from_mse(mse: float, peak: float) -> float:
-    return float("inf") if mse == 0 else float(10 * np.log10(peak**2 / mse))
 
 
 def psnr_rgb(ref: np.ndarray, dist: np.ndarray) -> float:
     """PSNR over all RGB samples of two HxWx3 uint8 images (peak 255)."""
     mse = np.mean((ref.astype(np.float64) - dist.astype(np.float64)) ** 2)
-    return _psnr_from_mse(mse, 255.0)
+    return psnr_from_mse(mse, 255.0)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -32,7 +32,7 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 def psnr_y(ref: np.ndarray, dist: np.ndarray) -> float:
     """PSNR of BT.601 luma, unrounded, peak 255."""
     mse = np.mean((luma(ref) - luma(dist)) ** 2)
-    return _psnr_from_mse(mse, 255.0)
+    return psnr_from_mse(mse, 255.0)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

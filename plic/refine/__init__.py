@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import List, Optional
@@ -12,6 +11,7 @@ from plic.codec import Codec, EncodeResult
 from plic.errors import PlicError
 from plic.image_io import PlanarImage
 from plic.refine.optimize import Objective, Result, Settings, optimise
+from plic.units import psnr_from_mse
 
 #: ``--refine`` choices: what is optimised, in order
 PLANS = {
@@ -81,7 +81,7 @@ def _land_on_target(codec: Codec, img: PlanarImage, objective: Objective, y) -> 
         if objective.target_bpp is not None:
             return codec.encode_to_bpp(img, objective.target_bpp, y=y)
         if objective.target_distortion is not None and objective.distortion == "mse":
-            return codec.encode_to_psnr(img, -10 * math.log10(objective.target_distortion), y=y)
+            return codec.encode_to_psnr(img, psnr_from_mse(objective.target_distortion), y=y)
     except PlicError:
         return None
     return None

@@ -40,6 +40,7 @@ from plic.train.data import Prefetcher, RandomCrops, find_images
 from plic.train.distributed import World
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 from plic.train.recipe import RateDistortion, Recipe
+from plic.units import psnr_from_mse
 
 
 @dataclass
@@ -292,7 +293,7 @@ class Trainer:
              **{f"term_{k}": float(v) for k, v in losses.get("terms", {}).items()}}, self.world, self.device)
         return {
             "loss": stats["loss"], "bpp": stats["bpp"], "mse": stats["mse"],
-            "psnr": 10 * math.log10(1 / max(stats["mse"], 1e-12)), "aux": stats["aux"],
+            "psnr": psnr_from_mse(max(stats["mse"], 1e-12)), "aux": stats["aux"],
             "lr": self.opt.param_groups[0]["lr"],
             **{k: v for k, v in stats.items() if k in extra or k.startswith("term_")},
         }
