@@ -24,7 +24,10 @@ from plic.files import write_output
 
 #: zoo architecture -> (compressai.models class name, plic registry name); more as plic's registry grows
 IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior"),
-              "bmshj2018-hyperprior": ("ScaleHyperprior", "scale-hyperprior")}
+              "bmshj2018-hyperprior": ("ScaleHyperprior", "scale-hyperprior"),
+              "mbt2018": ("JointAutoregressiveHierarchicalPriors", "mbt2018"),
+              "cheng2020-anchor": ("Cheng2020Anchor", "cheng2020-anchor"),
+              "cheng2020-attn": ("Cheng2020Attention", "cheng2020-attn")}
 #: lambdas of CompressAI's zoo qualities 1..8 (its training script's table), by metric
 ZOO_LAMBDAS = {
     "mse": (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800),

@@ -9,6 +9,8 @@ _compressai.defer_scipy_stats()
 from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec  # noqa: E402
 from plic.models.elic import ELIC  # noqa: E402
 from plic.models.hyperprior import MeanScaleHyperprior  # noqa: E402
+from plic.models.joint_autoregressive import Cheng2020Anchor, Cheng2020Attention, Mbt2018  # noqa: E402
 from plic.models.scale_hyperprior import ScaleHyperprior  # noqa: E402
 
-__all__ = ["COMPRESSAI_MSE_LAMBDAS", "ELIC", "MeanScaleHyperprior", "ScaleHyperprior", "VariableRateCodec"]
+__all__ = ["COMPRESSAI_MSE_LAMBDAS", "Cheng2020Anchor", "Cheng2020Attention", "ELIC", "MeanScaleHyperprior", "Mbt2018",
+           "ScaleHyperprior", "VariableRateCodec"]

@@ -1,4 +1,4 @@
-"""plic's hyperprior and CompressAI's own ``MeanScaleHyperprior``, both ways.
+"""plic's hyperprior and CompressAI's own ``MeanScaleHyperprior``, both ways (and CompressAI's autoregressive models, into plic).
 
 The two share every layer (CompressAI's ``conv``/``deconv``/``GDN`` and its
 entropy models); plic wraps the hyper-analysis, hyper-synthesis and entropy
@@ -18,10 +18,15 @@ from __future__ import annotations
 import torch
 
 from plic.models.hyperprior import MeanScaleHyperprior
+from plic.models.joint_autoregressive import Cheng2020Anchor, Cheng2020Attention, Mbt2018
 from plic.models.scale_hyperprior import ScaleHyperprior
 
-#: plic class -> the CompressAI class with the same layers
+#: plic class -> the CompressAI class with the same layers (both ways: a QVRF step folds into their
+#: first and last linear layers)
 TWINS = {MeanScaleHyperprior: "MeanScaleHyperprior", ScaleHyperprior: "ScaleHyperprior"}
+#: and the ones plic imports only (fixed-rate: nothing to fold)
+IMPORTS = {**TWINS, Mbt2018: "JointAutoregressiveHierarchicalPriors", Cheng2020Anchor: "Cheng2020Anchor",
+           Cheng2020Attention: "Cheng2020Attention"}
 
 #: plic's state-dict prefixes -> CompressAI ``MeanScaleHyperprior``'s
 _PREFIXES = (
@@ -29,6 +34,8 @@ _PREFIXES = (
     ("latent_codec.hyper.h_s.", "h_s."),
     ("latent_codec.hyper.entropy_bottleneck.", "entropy_bottleneck."),
     ("latent_codec.y.gaussian_conditional.", "gaussian_conditional."),
+    ("latent_codec.y.entropy_parameters.", "entropy_parameters."),
+    ("latent_codec.y.context_prediction.", "context_prediction."),
     ("g_a.", "g_a."),
     ("g_s.", "g_s."),
 )
@@ -56,9 +63,9 @@ def to_compressai(model, lmbda: float):
 
 
 def from_compressai(twin, lmbda: float):
-    """A fixed-rate plic model at ``lmbda`` holding a CompressAI ``MeanScaleHyperprior``'s or ``ScaleHyperprior``'s weights."""
+    """A fixed-rate plic model at ``lmbda`` holding a CompressAI model's weights (a class of :data:`IMPORTS`)."""
     state = _renamed(twin.state_dict(), [(theirs, ours) for ours, theirs in _PREFIXES])
-    cls = next((c for c, name in TWINS.items() if name == type(twin).__name__), None)
+    cls = next((c for c, name in IMPORTS.items() if name == type(twin).__name__), None)
     if cls is None:
         raise ValueError(f"no plic model has the layers of compressai's {type(twin).__name__}")
     return _loaded(cls(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda), state)
