@@ -6,8 +6,11 @@
 - the rate is a quality, a lambda, a target bpp or a target PSNR
   (:class:`Rate`); a variable-rate model searches its lambda for a target,
   per image, on real file sizes or real decodes;
-- a fixed-rate model reaches a target only through a SNIC substitute, so a
-  target with no refinement on such a model becomes ``snic``;
+- a fixed-rate model imported from CompressAI (``plic import``) meets a
+  target by picking among the qualities of the same source imported on this
+  machine (real files, like the lambda search); any other fixed-rate model
+  reaches a target only through a SNIC substitute, so a target with no
+  refinement on such a model becomes ``snic``;
 - a refinement (:class:`Refinement`: SGA+ latents, SNIC substitute image or
   latent) starts from the ordinary encoding at the chosen lambda, with the
   model that coded it (one rung of a ladder), and a SNIC refinement takes the
@@ -17,7 +20,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from plic import bitstream
 from plic.codec import EncodeResult
@@ -67,10 +70,12 @@ class Refinement:
 
 @dataclass
 class Encoded:
-    """The file, and the unrefined encoding it started from (None without a refinement)."""
+    """The file, the unrefined encoding it started from (None without a refinement), and the
+    codec that wrote it (another quality's when a target picked one)."""
 
     result: EncodeResult
     before: Optional[EncodeResult] = None
+    codec: Any = None
 
 
 class Encoder:
@@ -80,7 +85,8 @@ class Encoder:
     """
 
     def __init__(self, codec, rate: Rate = Rate(), refine: Refinement = Refinement()):
-        if refine.plan == "none" and not codec.model.variable_rate and rate.targeted:
+        self.choices = _imported_qualities(codec) if rate.targeted and not codec.model.variable_rate else []
+        if refine.plan == "none" and not codec.model.variable_rate and rate.targeted and not self.choices:
             refine = Refinement(**{**refine.__dict__, "plan": "snic"})  # the only way a fixed-rate model meets a target
         if refine.plan != "none":
             from plic.losses.distortion import distortion_fn
@@ -108,14 +114,16 @@ class Encoder:
     def encode(self, img: PlanarImage, progress: Optional[Callable] = None) -> Encoded:
         """Code ``img``; ``progress(stage, step, stats)`` is called during a refinement."""
         codec, rate, refine = self.codec, self.rate, self.refine
-        if self.fixed_lambda is not None:
+        if self.choices:
+            codec, enc = _choose(self.choices, img, rate)
+        elif self.fixed_lambda is not None:
             enc = codec.encode(img, lmbda=self.fixed_lambda)
         elif rate.bpp is not None:
             enc = codec.encode_to_bpp(img, rate.bpp)
         else:
             enc = codec.encode_to_psnr(img, rate.psnr)
         if refine.plan == "none":
-            return Encoded(enc)
+            return Encoded(enc, codec=codec)
         from plic.refine import Objective, Settings, refine_encode
 
         lam = bitstream.parse(enc.data).header.lmbda
@@ -130,7 +138,35 @@ class Encoder:
         if aimed and rate.bpp is not None and refined.bpp > rate.bpp * 1.05:
             raise OutOfReach(f"{rate.bpp:g} bpp is out of reach of this model for this image "
                             f"(nearest reachable: {refined.bpp:.4f} bpp); nothing written")
-        return Encoded(refined, before=enc)
+        return Encoded(refined, before=enc, codec=codec)
+
+
+def _imported_qualities(codec) -> list:
+    """Codecs for every quality imported from the same CompressAI source as ``codec``'s weights (or none)."""
+    from plic import zoo
+    from plic.codec import Codec
+
+    path = getattr(codec.model, "weights_path", None)
+    siblings = zoo.imported_siblings(path) if path else []
+    if len(siblings) < 2:
+        return []
+    return [Codec(zoo.load_weights(p, str(codec.device)), device=str(codec.device), exact=codec.exact)
+            for p in siblings]
+
+
+def _choose(codecs: list, img: PlanarImage, rate: Rate):
+    """The codec (and its file) meeting ``rate``'s target best: the file closest to a target bpp, or the
+    smallest file reaching a target PSNR (the best PSNR when none does)."""
+    from plic.codec import psnr
+    from plic.image_io import quantize_rgb
+
+    files = [(c, c.encode(img)) for c in codecs]
+    if rate.bpp is not None:
+        return min(files, key=lambda ce: abs(ce[1].bpp - rate.bpp))
+    scored = [(psnr(quantize_rgb(c.decode_file(bitstream.parse(e.data))).cpu(), img.rgb), c, e) for c, e in files]
+    reaching = [s for s in scored if s[0] >= rate.psnr - 0.05]
+    _, c, e = min(reaching, key=lambda s: s[2].bpp) if reaching else max(scored, key=lambda s: s[0])
+    return c, e
 
 
 def encode_image(codec, img: PlanarImage, rate: Rate = Rate(), refine: Refinement = Refinement(),

@@ -21,7 +21,7 @@ import os
 import struct
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
 
 from plic.errors import PlicError
 from plic.files import cache_dir, plain_file_mode
@@ -232,6 +232,22 @@ def find_imported(model: str, fingerprint: bytes) -> Optional[Path]:
         if meta.get("plic_model") == model and stored_fingerprint(path) == fingerprint:
             return path
     return None
+
+
+def imported_siblings(path: str | Path) -> List[Path]:
+    """The copies ``plic import`` kept of the same source (architecture and metric) as the imported
+    weight file ``path``, every quality, by lambda; empty when ``path`` was not imported."""
+    meta = read_metadata(Path(path))
+    mine = json.loads(meta.get("plic_provenance", "null") or "null")
+    folder = imported_dir()
+    if not mine or not folder.is_dir():
+        return []
+    found = []
+    for p in folder.glob(f"{meta.get('plic_model')}-*.safetensors"):
+        theirs = json.loads(read_metadata(p).get("plic_provenance", "null") or "null")
+        if theirs and (theirs.get("source"), theirs.get("metric")) == (mine.get("source"), mine.get("metric")):
+            found.append((float(theirs["lambda"]), p))
+    return [p for _, p in sorted(found)]
 
 
 def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:

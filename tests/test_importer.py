@@ -20,16 +20,16 @@ from plic.image_io import read_image
 from plic.importer import import_compressai, read_checkpoint
 
 
-def _compressai_model(seed=0):
+def _compressai_model(seed=0, gain=60.0):
     """A CompressAI MeanScaleHyperprior in the zoo's state: CDF tables built by update()."""
     import compressai.models
 
     torch.manual_seed(seed)
     m = compressai.models.MeanScaleHyperprior(32, 48)
     with torch.no_grad():  # random weights give latents of ~0.01; make them code real symbols
-        m.g_a[6].weight.mul_(60)
-        m.g_a[6].bias.mul_(60)
-        m.g_s[0].weight.div_(60)
+        m.g_a[6].weight.mul_(gain)
+        m.g_a[6].bias.mul_(gain)
+        m.g_s[0].weight.div_(gain)
     m.update(force=True)
     return m.eval()
 
@@ -279,3 +279,42 @@ def test_a_checkpoint_of_another_architecture_is_refused(checkpoint, tmp_path):
     _, bare, _ = checkpoint  # a mbt2018-mean state dict
     with pytest.raises(PlicError, match="not a CompressAI mbt2018 checkpoint"):
         import_compressai("compressai:mbt2018", 3, tmp_path / "x.safetensors", weights=bare)
+
+
+def test_a_target_picks_among_the_imported_qualities(tmp_path, sample_image):
+    """Fixed-rate imports meet --bpp / --target-psnr by choosing the quality whose real file fits best."""
+    runner = CliRunner()
+    outs = []
+    for quality, gain in ((2, 20.0), (5, 120.0)):  # a coarse and a fine "quality" of one source
+        ckpt = tmp_path / f"q{quality}.pth.tar"
+        torch.save(_compressai_model(seed=quality, gain=gain).state_dict(), ckpt)
+        outs.append(tmp_path / f"q{quality}.safetensors")
+        r = runner.invoke(main, ["import", "compressai:mbt2018-mean", "-q", str(quality), "--weights", str(ckpt),
+                                 "-o", str(outs[-1])])
+        assert r.exit_code == 0, r.output
+    assert zoo.imported_siblings(outs[0]) == zoo.imported_siblings(outs[1]) and len(zoo.imported_siblings(outs[0])) == 2
+    img = read_image(sample_image)
+    files = [Codec(zoo.load_weights(o)).encode(img) for o in outs]
+    assert files[0].bpp < files[1].bpp
+    for target, expect in ((files[0].bpp * 1.05, 0), (files[1].bpp * 0.95, 1)):
+        plic_file = tmp_path / f"t{expect}.plic"
+        r = runner.invoke(main, ["compress", str(sample_image), "-o", str(plic_file), "--model-path", str(outs[0]),
+                                 "--bpp", f"{target:.4f}"])
+        assert r.exit_code == 0, r.output
+        assert plic_file.read_bytes() == files[expect].data  # that quality's own file, no substitute
+    psnrs = []
+    for o, f in zip(outs, files):
+        codec = Codec(zoo.load_weights(o))
+        rec = codec.decode_file(bitstream.parse(f.data))
+        psnrs.append(float(-10 * torch.log10(((rec.clamp(0, 1) * 255).round() / 255 - img.rgb).pow(2).mean())))
+    # random weights decode to a few dB, under --target-psnr's floor: the choice itself, on a PSNR target
+    from types import SimpleNamespace
+
+    from plic.encode import _choose
+
+    codecs = [Codec(zoo.load_weights(o)) for o in outs]
+    best = psnrs.index(max(psnrs))
+    _, e = _choose(codecs, img, SimpleNamespace(bpp=None, psnr=max(psnrs) - 0.01))
+    assert e.data == files[best].data
+    _, e = _choose(codecs, img, SimpleNamespace(bpp=None, psnr=min(psnrs) - 0.01))  # both reach it: the smaller file
+    assert e.data == min(files, key=lambda f: f.bpp).data

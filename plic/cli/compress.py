@@ -99,14 +99,15 @@ def compressor(quality, lmbda, bpp, target_psnr, model, model_path, device, exac
         f = bitstream.parse(enc.result.data)
         write_output(dst, enc.result.data)
         r = {"bpp": enc.result.bpp, "msg": f"{src} -> {dst}: {enc.result.bpp:.4f} bpp"}
-        rec = quantize_rgb(codec.decode_file(f)).cpu() if verify or enc.before is not None else None
+        coder = enc.codec or codec  # a target may have picked another imported quality
+        rec = quantize_rgb(coder.decode_file(f)).cpu() if verify or enc.before is not None else None
         if verify:
             r["psnr"] = psnr(rec, img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
-        used = codec.pick(f.header.lmbda).label or model or codec.name
+        used = coder.pick(f.header.lmbda).label or (model if coder is codec else None) or coder.name
         r["msg"] += f", {enc.result.seconds:.2f} s encode ({used}, lambda {f.header.lmbda:.5g})"
         if enc.before is not None:
-            r["msg"] += "\n  " + _comparison(codec, img, enc.before, enc.result, rec, encoder.refine.metric)
+            r["msg"] += "\n  " + _comparison(coder, img, enc.before, enc.result, rec, encoder.refine.metric)
         return r
 
     return process
