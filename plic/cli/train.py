@@ -47,6 +47,9 @@ def _device(name: str) -> str:
 @click.option("--lr-gamma", type=float, default=0.1, show_default=True)
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--clip-grad", type=float, default=1.0, show_default=True)
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="decay of an exponential moving average of the weights, evaluated and written as "
+                   "model.safetensors (e.g. 0.999); 0: the last weights")
 @click.option("--N", "n_channels", type=int, help="transform channels (model default if omitted)")
 @click.option("--M", "m_channels", type=int, help="latent channels (model default if omitted)")
 @click.option("--init", type=click.Path(dir_okay=False), help="start from these weights")
@@ -103,7 +106,7 @@ def _config(o):
         click.echo(f"plic: evaluation folder {o['eval_data']} not found; periodic evaluation is off", err=True)
         eval_every = 0
     prefetch = (2 if o["device"].startswith("cuda") else 0) if o["prefetch"] is None else o["prefetch"]
-    same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "seed", "checkpoint_every",
+    same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
     return TrainConfig(model=o["model_name"], model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,

@@ -18,6 +18,7 @@ continues from it and produces the same numbers as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -38,6 +39,7 @@ from plic.registry import build_model
 from plic.train import checkpoint, distributed, run_log
 from plic.train.data import Prefetcher, RandomCrops, find_images
 from plic.train.distributed import World
+from plic.train.ema import WeightAverage
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 from plic.train.recipe import RateDistortion, Recipe
 from plic.units import psnr_from_mse
@@ -68,6 +70,7 @@ class TrainConfig:
     init: Optional[str] = None
     precision: str = "fp32"  # or "bf16": mixed precision for the transforms
     prefetch: int = 0  # batches drawn ahead on a background thread (0: in the step)
+    ema: float = 0.0  # decay of the weight average written as model.safetensors; 0: none (the last weights)
     recipe: str = "rd"  # see plic.recipes
     recipe_args: Dict = field(default_factory=dict)
     deterministic: bool = False
@@ -82,7 +85,8 @@ class TrainConfig:
         return lr
 
     # fields that must not change when a run is resumed
-    IMMUTABLE = ("model", "model_args", "lambda_min", "lambda_max", "metric", "batch_size", "crop", "seed", "recipe")
+    IMMUTABLE = ("model", "model_args", "lambda_min", "lambda_max", "metric", "batch_size", "crop", "seed", "recipe",
+                 "ema")
 
 
 #: --precision -> autocast dtype of the transforms
@@ -142,6 +146,7 @@ class Trainer:
         main = [p for n, p in trained if not n.endswith("quantiles")]
         aux = [p for n, p in trained if n.endswith("quantiles")]
         self.opt = torch.optim.Adam(main, lr=cfg.lr)
+        self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema > 0 else None
         self.aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr) if aux else None
         self.net = distributed.wrap(self.model, self.world, self.device)
         # rank 0 keeps the plain seed, so a one-process run is unchanged
@@ -229,7 +234,9 @@ class Trainer:
                                 {"plic_model": self.model.registry_name,
                                  "plic_config": json.dumps(self.model.config())})
         t_recipe, m_recipe = self.recipe.state()
-        checkpoint.save_tensors({**t_main, **t_aux, **self._rng_state(), **t_recipe}, self.out / checkpoint.OPTIMIZER)
+        t_ema = self.ema.state() if self.ema is not None else {}
+        checkpoint.save_tensors({**t_main, **t_aux, **self._rng_state(), **t_recipe, **t_ema},
+                                self.out / checkpoint.OPTIMIZER)
         checkpoint.write_state(self.out, {"step": self.step, "recipe": m_recipe, "config": asdict(self.cfg),
                                           "optim": {"main": m_main, "aux": m_aux}})
         distributed.barrier(self.world)
@@ -259,10 +266,16 @@ class Trainer:
         optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
         optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
         self.recipe.load_state(tensors, state.get("recipe", {}))
+        if self.ema is not None:
+            self.ema.load_state(tensors)
         self._set_rng_state(tensors if self.world.main else checkpoint.load_rank_rng(self.out, self.world.rank))
         checkpoint.restore_python_random(state)
         self.step = int(state["step"])
         return True
+
+    def averaged(self):
+        """A block in which the model holds the weight average (the live weights without --ema)."""
+        return self.ema.swapped_in(self.model) if self.ema is not None else contextlib.nullcontext()
 
     # ------------------------------------------------------------ steps
     def train_step(self) -> Dict[str, float]:
@@ -285,6 +298,8 @@ class Trainer:
             self.aux_opt.zero_grad(set_to_none=True)
             aux.backward()
             self.aux_opt.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         extra = self.recipe.after_step(out, x, lmbda)
         self.step += 1
         stats = distributed.mean_over_ranks(
@@ -357,7 +372,8 @@ class Trainer:
                 self.save_checkpoint()
             if self.cfg.eval_every > 0 and (self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps):
                 if main:
-                    rows = self.evaluate()
+                    with self.averaged():
+                        rows = self.evaluate()
                     run_log.append_rows(self.out / "eval.csv", rows)
                     for r in rows:
                         bar.write(f"step {r['step']}: lambda {r['lambda']:.4g} -> {r['bpp']:.3f} bpp, "
@@ -373,8 +389,10 @@ class Trainer:
         if main:
             training = {"steps": self.step, "data": self.cfg.data, "processes": self.world.size,
                         "device": self.device.type, "precision": self.cfg.precision}
-            zoo.save_weights(self.model, self.out / "model.safetensors",
-                             metadata={"plic_training": json.dumps(training)})
+            with self.averaged():
+                self.model.update(force=True)  # the CDF tables of the weights written
+                zoo.save_weights(self.model, self.out / "model.safetensors",
+                                 metadata={"plic_training": json.dumps({**training, "ema": self.cfg.ema})})
             self.log(f"wrote {self.out / 'model.safetensors'}" +
                      (f" ({self.world.size} replicas in agreement)" if self.world.distributed else ""))
         distributed.barrier(self.world)  # leave together: a rank tearing down gloo early can abort the others
