@@ -32,7 +32,7 @@ def test_average_follows_the_recurrence_and_swaps_back():
 def test_trainer_writes_the_average_and_resumes_it_exactly(tmp_path, sample_image):
     from PIL import Image
 
-    from plic.train.trainer import Trainer, TrainConfig
+    from plic.train.trainer import TrainConfig, Trainer
 
     folder = tmp_path / "img"
     folder.mkdir()

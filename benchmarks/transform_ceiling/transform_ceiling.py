@@ -1,7 +1,8 @@
 """Where a hyperprior's quality saturates: its transforms with and without quantization, on Kodak.
 
-    python benchmarks/transform_ceiling/transform_ceiling.py --data ../shared/datasets/kodak --out benchmarks/transform_ceiling/transform_ceiling \
-        --weights plic/weights/hyperprior-mse-vr.safetensors [--weights widened.safetensors --old-M 96]
+    python benchmarks/transform_ceiling/transform_ceiling.py --data ../shared/datasets/kodak \
+        --out benchmarks/transform_ceiling/transform_ceiling --weights plic/weights/hyperprior-mse-vr.safetensors \
+        [--weights widened.safetensors --old-M 96]
 
 For each weight file and image: the PSNR of ``g_s(g_a(x))`` with no
 quantization at all (the ceiling no rate can pass), and at a few lambdas the
