@@ -91,7 +91,9 @@ class Encoder:
         if refine.plan != "none":
             from plic.losses.distortion import distortion_fn
             from plic.refine import PLANS
+            from plic.refine.problem import check_refinable
 
+            check_refinable(codec.model)
             if refine.plan not in PLANS:
                 raise PlicError(f"unknown refinement {refine.plan!r} (known: {', '.join(PLANS)})")
             distortion_fn(refine.metric, codec.device)  # missing weights: fail before any work
@@ -162,10 +164,17 @@ def _choose(codecs: list, img: PlanarImage, rate: Rate):
 
     files = [(c, c.encode(img)) for c in codecs]
     if rate.bpp is not None:
-        return min(files, key=lambda ce: abs(ce[1].bpp - rate.bpp))
+        c, e = min(files, key=lambda ce: abs(ce[1].bpp - rate.bpp))
+        if abs(e.bpp / rate.bpp - 1) > 0.05 and not min(f.bpp for _, f in files) <= rate.bpp <= max(f.bpp for _, f in files):
+            raise OutOfReach(f"{rate.bpp:g} bpp is out of reach of the imported qualities for this image "
+                             f"({min(f.bpp for _, f in files):.4f} .. {max(f.bpp for _, f in files):.4f} bpp)")
+        return c, e
     scored = [(psnr(quantize_rgb(c.decode_file(bitstream.parse(e.data))).cpu(), img.rgb), c, e) for c, e in files]
     reaching = [s for s in scored if s[0] >= rate.psnr - 0.05]
-    _, c, e = min(reaching, key=lambda s: s[2].bpp) if reaching else max(scored, key=lambda s: s[0])
+    if not reaching:
+        raise OutOfReach(f"{rate.psnr:g} dB PSNR is out of reach of the imported qualities for this image "
+                         f"(best: {max(s[0] for s in scored):.2f} dB)")
+    _, c, e = min(reaching, key=lambda s: s[2].bpp)
     return c, e
 
 

@@ -235,20 +235,33 @@ def find_imported(model: str, fingerprint: bytes) -> Optional[Path]:
 
 
 def imported_siblings(path: str | Path) -> List[Path]:
-    """The copies ``plic import`` kept of the same source (architecture and metric) as the imported
-    weight file ``path``, every quality, by lambda; empty when ``path`` was not imported."""
-    meta = read_metadata(Path(path))
-    mine = json.loads(meta.get("plic_provenance", "null") or "null")
+    """The copies ``plic import`` kept of the same source as the imported weight file ``path`` (same
+    architecture, class, metric and channels), every quality, by lambda; empty when ``path`` was not imported."""
+    def identity(meta):
+        try:
+            prov = json.loads(meta.get("plic_provenance", "null") or "null")
+            config = model_config(meta)
+        except ValueError:
+            return None
+        if not isinstance(prov, dict) or "lambda" not in prov:
+            return None
+        key = (meta.get("plic_model"), prov.get("source"), prov.get("class"), prov.get("metric"),
+               config.get("N"), config.get("M"))
+        return key, float(prov["lambda"])
+
+    mine = identity(read_metadata(Path(path)))
     folder = imported_dir()
-    if not mine or not folder.is_dir():
+    if mine is None or not folder.is_dir():
         return []
     found = []
-    for p in folder.glob(f"{meta.get('plic_model')}-*.safetensors"):
-        theirs = json.loads(read_metadata(p).get("plic_provenance", "null") or "null")
-        if theirs and (theirs.get("source"), theirs.get("metric")) == (mine.get("source"), mine.get("metric")):
-            found.append((float(theirs["lambda"]), p))
+    for p in folder.glob(f"{mine[0][0]}-*.safetensors"):
+        try:
+            theirs = identity(read_metadata(p))
+        except PlicError:  # an unreadable file in the cache is not this model's sibling
+            continue
+        if theirs is not None and theirs[0] == mine[0]:
+            found.append((theirs[1], p))
     return [p for _, p in sorted(found)]
-
 
 def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:
     """A shipped model by registry name, or a weight file by path (cached)."""

@@ -15,15 +15,19 @@ from plic.train.ema import WeightAverage
 def test_average_follows_the_recurrence_and_swaps_back():
     torch.manual_seed(0)
     net = nn.Linear(3, 2)
-    avg = WeightAverage(net, 0.5)
+    avg = WeightAverage(net, 0.05)
     start = net.weight.detach().clone()
     with torch.no_grad():
         net.weight.add_(1.0)
     avg.update(net)
-    assert torch.allclose(avg.shadow["weight"], start + 0.5)  # 0.5 * old + 0.5 * new
+    assert torch.allclose(avg.shadow["weight"], start + 0.95)  # 0.05 * old + 0.95 * new
+    big = WeightAverage(net, 0.999)
+    assert big.current_decay() == pytest.approx(0.1)  # ramped: the start does not linger
+    big.updates = 100_000
+    assert big.current_decay() == 0.999
     live = net.weight.detach().clone()
     with avg.swapped_in(net):
-        assert torch.allclose(net.weight, start + 0.5)
+        assert torch.allclose(net.weight, start + 0.95)
     assert torch.equal(net.weight, live)
     with pytest.raises(ValueError):
         WeightAverage(net, 1.0)

@@ -273,6 +273,13 @@ def test_autoregressive_models_import_and_code_as_compressai_does(architecture, 
     a = np.asarray(codec.decode(data)[0]).astype(int)
     b = (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
     assert np.abs(a - b).max() <= 1
+    # the optimisation cannot see the symbols this context model codes: refused, in one line
+    from plic.encode import Encoder, Rate, Refinement
+
+    with pytest.raises(PlicError, match="refinement .* is not available for"):
+        Encoder(codec, Rate(), Refinement("sga+"))
+    with pytest.raises(PlicError, match="is not available for"):
+        Encoder(codec, Rate(bpp=0.2))  # a single fixed-rate model would need SNIC for a target
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(checkpoint, tmp_path):

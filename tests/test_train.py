@@ -217,3 +217,20 @@ def test_a_run_written_before_newer_settings_existed_still_resumes(image_folder,
     state_path.write_text(json.dumps(state))
     t = Trainer(_cfg(image_folder, 3), tmp_path / "old", log=lambda m: None)
     assert t.try_resume() and t.step == 2
+
+
+def test_a_run_written_before_the_post_filter_rename_resumes(image_folder, tmp_path):
+    """state.json of older runs names the post-filter "refiner" in model_args: the run still resumes."""
+    import json
+
+    cfg = _cfg(image_folder, 2)
+    cfg.model_args["post_filter"] = 4
+    Trainer(cfg, tmp_path / "r", log=lambda m: None).run(progress=False)
+    state_path = tmp_path / "r" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["config"]["model_args"]["refiner"] = state["config"]["model_args"].pop("post_filter")
+    state_path.write_text(json.dumps(state))
+    again = _cfg(image_folder, 3)
+    again.model_args["post_filter"] = 4
+    t = Trainer(again, tmp_path / "r", log=lambda m: None)
+    assert t.try_resume() and t.step == 2

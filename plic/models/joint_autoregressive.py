@@ -40,7 +40,8 @@ class JointAutoregressive(VariableRateCodec):
     architecture = "?"
 
     def __init__(self, N: int = 192, M: int = 192, lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
-                 lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6], lambda_ref: float | None = None):
+                 lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6], lambda_ref: float | None = None,
+                 post_filter: int | None = None):
         import compressai.models
 
         super().__init__(lambda_min, lambda_max, lambda_ref)
@@ -54,9 +55,10 @@ class JointAutoregressive(VariableRateCodec):
             "y": RasterScanLatentCodec(twin.gaussian_conditional, twin.entropy_parameters, twin.context_prediction),
             "hyper": HyperLatentCodec(entropy_bottleneck=twin.entropy_bottleneck, h_a=twin.h_a, h_s=twin.h_s),
         })
+        self.add_post_filter(post_filter)
 
     def config(self) -> Dict[str, Any]:
-        cfg: Dict[str, Any] = {"N": self.N, **self.rate_config()}
+        cfg: Dict[str, Any] = {"N": self.N, **self.rate_config()}  # with the post-filter's width, if any
         if not ARCHITECTURES[self.architecture][1]:
             cfg["M"] = self.M
         return cfg

@@ -36,7 +36,8 @@ class ScaleHyperprior(VariableRateCodec):
     """Args: N, M as in CompressAI's ``ScaleHyperprior``; lambda_min, lambda_max, lambda_ref as in every plic model."""
 
     def __init__(self, N: int = 128, M: int = 192, lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0],
-                 lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6], lambda_ref: float | None = None):
+                 lambda_max: float = COMPRESSAI_MSE_LAMBDAS[6], lambda_ref: float | None = None,
+                 post_filter: int | None = None):
         super().__init__(lambda_min, lambda_max, lambda_ref)
         self.N, self.M = int(N), int(M)
         self.y_stride, self.stride = 16, 64
@@ -51,6 +52,7 @@ class ScaleHyperprior(VariableRateCodec):
             "y": GaussianConditionalLatentCodec(quantizer="ste", chunks=("scales",)),
             "hyper": HyperLatentCodec(entropy_bottleneck=EntropyBottleneck(N), h_a=h_a, h_s=h_s, quantizer="ste"),
         })
+        self.add_post_filter(post_filter)
 
     def config(self) -> Dict[str, Any]:
         return {"N": self.N, "M": self.M, **self.rate_config()}

@@ -42,8 +42,9 @@ class STLIC(Recipe):
 
     def __init__(self, post_filter: int = 32, w_l1: float = 0.0, c_lpips: float = 1.0, c_wd: float = 0.1,
                  c_adv: float = 0.01, codec_share: float = 0.05, wd_log2_sigma: float = 2.0, d_lr: float = 1e-4,
-                 freeze_codec: int = 0, c_mse: float = 0.0):
-        self.post_filter_channels = int(post_filter)
+                 freeze_codec: int = 0, c_mse: float = 0.0, refiner: int | None = None):
+        # refiner: the post-filter's width under its old name (runs and commands from before the rename)
+        self.post_filter_channels = int(post_filter if refiner is None else refiner)
         self.w_l1 = float(w_l1)
         self.weights = {"lpips": float(c_lpips), "wasserstein": float(c_wd), "adversarial": float(c_adv)}
         self.codec_share = float(codec_share)

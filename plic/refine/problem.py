@@ -94,10 +94,27 @@ class Result:
     seconds_per_step: float
 
 
+def check_refinable(model) -> None:
+    """Refuse models whose coded symbols the optimisation cannot see.
+
+    compressai's raster-scan context model (mbt2018, cheng2020) rounds y
+    without its means in its differentiable forward, while the file codes
+    ``round(y - mean) + mean``: an optimisation would aim at a reconstruction
+    the decoder never shows (up to 0.045 apart on a test model).
+    """
+    from compressai.latent_codecs import RasterScanLatentCodec
+
+    if any(isinstance(m, RasterScanLatentCodec) for m in model.latent_codec.modules()):
+        raise PlicError(f"encode-time refinement (--refine, or a target on a single fixed-rate model) is not "
+                        f"available for {model.registry_name}: its autoregressive context is coded around "
+                        f"means its training-time forward does not use")
+
+
 class FrozenProblem:
     """One image and the frozen model, with the pieces an optimisation calls."""
 
     def __init__(self, codec, img: PlanarImage, lmbda: float):
+        check_refinable(codec.model)
         self.model = codec.model
         self.device = codec.device
         self.lc = self.model.latent_codec

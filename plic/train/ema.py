@@ -22,19 +22,28 @@ class WeightAverage:
         if not 0 < decay < 1:
             raise ValueError("the average's decay must be in (0, 1)")
         self.decay = float(decay)
+        self.updates = 0
         self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def current_decay(self) -> float:
+        """The decay of the next update: ramped up from 0.1 as ``(1 + t) / (10 + t)``, so that the
+        starting weights (random, from scratch) do not linger in a short run's average."""
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
         for n, p in model.named_parameters():
-            self.shadow[n].lerp_(p.detach(), 1 - self.decay)
+            self.shadow[n].lerp_(p.detach(), 1 - decay)
+        self.updates += 1
 
     def state(self) -> Dict[str, Tensor]:
-        return {f"ema.{n}": t for n, t in self.shadow.items()}
+        return {**{f"ema.{n}": t for n, t in self.shadow.items()}, "ema_updates": torch.tensor(self.updates)}
 
     def load_state(self, tensors: Dict[str, Tensor]) -> None:
         for n in self.shadow:
             self.shadow[n].copy_(tensors[f"ema.{n}"])
+        self.updates = int(tensors["ema_updates"])
 
     @contextlib.contextmanager
     def swapped_in(self, model: nn.Module) -> Iterator[None]:

@@ -246,6 +246,10 @@ class Trainer:
         if state is None:
             return False
         old = state["config"]
+        # runs written before a rename (zoo.RENAMED) resume under today's names
+        for key in ("model_args", "recipe_args"):
+            if isinstance(old.get(key), dict):
+                old[key] = {zoo.RENAMED.get(k, k): v for k, v in old[key].items()}
         defaults = asdict(TrainConfig())
         for key in TrainConfig.IMMUTABLE:
             # a field added after the run was written takes its default value
