@@ -43,6 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/datasets/kodak")
     ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--skip", type=int, default=0, help="start after this many images (shards)")
     ap.add_argument("--bpp", type=float, default=0.15)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--objective", default="lpips")
@@ -52,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     codec = Codec(load_model("hyperprior-perceptual"))
     rows = []
-    for path in sorted(Path(args.data).glob("*.png"))[: args.images]:
+    for path in sorted(Path(args.data).glob("*.png"))[args.skip: args.skip + args.images]:
         img = read_image(path)
         t0 = time.perf_counter()
         out = encode_image(codec, img, Rate(bpp=args.bpp), Refinement("sga+", args.steps, metric=args.objective))
