@@ -152,7 +152,8 @@ def _imported_qualities(codec) -> list:
     siblings = zoo.imported_siblings(path) if path else []
     if len(siblings) < 2:
         return []
-    return [Codec(zoo.load_weights(p, str(codec.device)), device=str(codec.device), exact=codec.exact)
+    return [codec if zoo.stored_fingerprint(p) == codec.model.fingerprint  # the one at hand: not loaded twice
+            else Codec(zoo.load_weights(p, str(codec.device)), device=str(codec.device), exact=codec.exact)
             for p in siblings]
 
 

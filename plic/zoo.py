@@ -21,7 +21,7 @@ import os
 import struct
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from plic.errors import PlicError
 from plic.files import cache_dir, plain_file_mode
@@ -53,23 +53,22 @@ _MAX_HEADER = 64 << 20
 #: parts renamed since files were first written (old -> new): state-dict prefixes and config keys.
 #: The ST-LIC post-decoder network was called "refiner", a word now kept for encode-time refinement.
 RENAMED = {"refiner": "post_filter"}
+_FIRST_NAMES = {new: old for old, new in RENAMED.items()}
 
 
-def _current_name(key: str) -> str:
+def _renamed_head(key: str, names: Mapping[str, str]) -> str:
     head, dot, rest = key.partition(".")
-    return RENAMED.get(head, head) + dot + rest
+    return names.get(head, head) + dot + rest
 
 
-def _first_name(key: str) -> str:
-    """The name a key had when fingerprints were first defined: renames must not change fingerprints
-    (every file written with those weights carries one)."""
-    head, dot, rest = key.partition(".")
-    return {new: old for old, new in RENAMED.items()}.get(head, head) + dot + rest
+def current_names(mapping: Mapping[str, Any]) -> dict:
+    """``mapping`` with keys written before a rename (config keys, model and recipe arguments) under today's names."""
+    return {RENAMED.get(k, k): v for k, v in mapping.items()}
 
 
 def model_config(meta: Mapping[str, str]) -> dict:
     """The constructor arguments a weight file's metadata records, under today's names."""
-    return {RENAMED.get(k, k): v for k, v in json.loads(meta.get("plic_config", "{}")).items()}
+    return current_names(json.loads(meta.get("plic_config", "{}")))
 
 
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
@@ -81,7 +80,9 @@ def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
     import torch
 
     h = hashlib.sha256()
-    for name, key in sorted((_first_name(k), k) for k in state_dict):
+    # under the names keys had when fingerprints were first defined: renames must not change fingerprints
+    # (every file written with those weights carries one)
+    for name, key in sorted((_renamed_head(k, _FIRST_NAMES), k) for k in state_dict):
         t = state_dict[key].detach().cpu().contiguous()
         if t.is_floating_point():
             t = t.to(torch.float32)
@@ -179,7 +180,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     try:
         config = model_config(meta)
         with safe_open(str(path), framework="pt") as f:
-            state = {_current_name(k): f.get_tensor(k) for k in f.keys()}
+            state = {_renamed_head(k, RENAMED): f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
         raise PlicError(f"{path}: unreadable weight file ({exc})") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -262,6 +263,7 @@ def imported_siblings(path: str | Path) -> List[Path]:
         if theirs is not None and theirs[0] == mine[0]:
             found.append((theirs[1], p))
     return [p for _, p in sorted(found)]
+
 
 def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:
     """A shipped model by registry name, or a weight file by path (cached)."""

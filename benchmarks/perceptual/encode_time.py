@@ -30,6 +30,21 @@ from plic.zoo import load_model
 METRICS = ("psnr", "lpips-alex", "dists")
 
 
+def mean_scores(rows, keys) -> dict:
+    """Per key of ``keys``: the mean over ``rows`` of each score."""
+    return {k: {m: float(np.mean([r[k][m] for r in rows])) for m in ("bpp",) + METRICS} for k in keys}
+
+
+def table_row(label: str, m: dict) -> str:
+    return f"| {label} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['lpips-alex']:.4f} | {m['dists']:.4f} |"
+
+
+def image_row(r: dict, a: str, b: str, tail: str = "") -> str:
+    p, q = r[a], r[b]
+    return (f"| {r['image']} | {p['bpp']:.4f} / {p['lpips-alex']:.4f} / {p['dists']:.4f} | "
+            f"{q['bpp']:.4f} / {q['lpips-alex']:.4f} / {q['dists']:.4f} |{tail}")
+
+
 def scores(codec, img, data) -> dict:
     rec = quantize_rgb(codec.decode_file(bitstream.parse(data))).cpu()
     ref = (img.rgb[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -62,7 +77,7 @@ def main() -> None:
                "refined": scores(codec, img, out.result.data), "seconds": seconds}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    mean = {k: {m: float(np.mean([r[k][m] for r in rows])) for m in ("bpp",) + METRICS} for k in ("plain", "refined")}
+    mean = mean_scores(rows, ("plain", "refined"))
     result = {"command": "python benchmarks/perceptual/encode_time.py " + " ".join(sys.argv[1:]),
               "machine": f"{platform.machine()} CPU, {args.threads} thread(s), torch {torch.__version__}",
               "objective": args.objective, "steps": args.steps, "target_bpp": args.bpp, "rows": rows, "mean": mean}
@@ -70,14 +85,9 @@ def main() -> None:
     lines = [f"# SGA+ ({args.objective}, {args.steps} steps) on the perceptual model at {args.bpp:g} bpp", "",
              f"Command: `{result['command']}`; {result['machine']}. Real files; mean over {len(rows)} Kodak images.", "",
              "| | bpp | PSNR | LPIPS-Alex | DISTS |", "|---|---|---|---|---|"]
-    for k in ("plain", "refined"):
-        m = mean[k]
-        lines.append(f"| {k} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['lpips-alex']:.4f} | {m['dists']:.4f} |")
+    lines += [table_row(k, mean[k]) for k in ("plain", "refined")]
     lines += ["", "| image | plain bpp / LPIPS-Alex / DISTS | refined bpp / LPIPS-Alex / DISTS | seconds |", "|---|---|---|---|"]
-    for r in rows:
-        p, q = r["plain"], r["refined"]
-        lines.append(f"| {r['image']} | {p['bpp']:.4f} / {p['lpips-alex']:.4f} / {p['dists']:.4f} | "
-                     f"{q['bpp']:.4f} / {q['lpips-alex']:.4f} / {q['dists']:.4f} | {r['seconds']:.0f} |")
+    lines += [image_row(r, "plain", "refined", f" {r['seconds']:.0f} |") for r in rows]
     Path(args.out + ".md").write_text("\n".join(lines) + "\n")
 
 

@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from plic.codec import Codec
@@ -23,7 +22,7 @@ from plic.image_io import read_image
 from plic.zoo import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encode_time import METRICS, scores  # noqa: E402
+from encode_time import mean_scores, scores, table_row  # noqa: E402
 
 
 def main() -> None:
@@ -41,8 +40,7 @@ def main() -> None:
         row["plain_at_refined_bpp"] = scores(codec, img, enc.data)
         print(json.dumps({"image": row["image"], **row["plain_at_refined_bpp"]}), flush=True)
     keys = ("plain", "plain_at_refined_bpp", "refined")
-    result["mean"] = {k: {m: float(np.mean([r[k][m] for r in result["rows"]])) for m in ("bpp",) + METRICS}
-                      for k in keys}
+    result["mean"] = mean_scores(result["rows"], keys)
     result["equal_rate_command"] = "python benchmarks/perceptual/encode_time_equal_rate.py " + " ".join(sys.argv[1:])
     Path(args.results).write_text(json.dumps(result, indent=1) + "\n")
     md = Path(args.results).with_suffix(".md")
@@ -50,9 +48,7 @@ def main() -> None:
     lines += ["", f"Equal rate (`{result['equal_rate_command']}`): the plain model coded at each refined file's bpp.", "",
               "| mean | bpp | PSNR | LPIPS-Alex | DISTS |", "|---|---|---|---|---|"]
     labels = {"plain": "plain, at the target", "plain_at_refined_bpp": "plain, at the refined bpp", "refined": "SGA+ refined"}
-    for k in keys:
-        m = result["mean"][k]
-        lines.append(f"| {labels[k]} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['lpips-alex']:.4f} | {m['dists']:.4f} |")
+    lines += [table_row(labels[k], result["mean"][k]) for k in keys]
     md.write_text("\n".join(lines) + "\n")
 
 

@@ -12,10 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from encode_time import image_row, mean_scores, table_row  # noqa: E402
 
 KEYS = {"plain": "plain, at the target", "plain_at_refined_bpp": "plain, at the refined bpp", "refined": "SGA+ refined"}
-METRICS = ("bpp", "psnr", "lpips-alex", "dists")
 
 
 def main() -> None:
@@ -25,22 +25,17 @@ def main() -> None:
     args = ap.parse_args()
     parts = [json.loads(Path(p).read_text()) for p in args.results]
     rows = [r for part in parts for r in part["rows"]]
-    mean = {k: {m: float(np.mean([r[k][m] for r in rows])) for m in METRICS} for k in KEYS}
+    mean = mean_scores(rows, KEYS)
     command = "python benchmarks/perceptual/encode_time_merge.py " + " ".join(sys.argv[1:])
     Path(args.out + ".json").write_text(json.dumps({"command": command, "parts": [p["command"] for p in parts],
                                                     "rows": rows, "mean": mean}, indent=1) + "\n")
     lines = [f"# SGA+ (LPIPS-VGG) on the perceptual model at 0.15 bpp: {len(rows)} Kodak images", "",
              f"Command: `{command}`; the shards' commands are in the JSON. Real files.", "",
              "| mean | bpp | PSNR | LPIPS-Alex | DISTS |", "|---|---|---|---|---|"]
-    for k, label in KEYS.items():
-        m = mean[k]
-        lines.append(f"| {label} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['lpips-alex']:.4f} | {m['dists']:.4f} |")
+    lines += [table_row(label, mean[k]) for k, label in KEYS.items()]
     lines += ["", "| image | plain at refined bpp: bpp / LPIPS-Alex / DISTS | refined: bpp / LPIPS-Alex / DISTS |",
               "|---|---|---|"]
-    for r in rows:
-        p, q = r["plain_at_refined_bpp"], r["refined"]
-        lines.append(f"| {r['image']} | {p['bpp']:.4f} / {p['lpips-alex']:.4f} / {p['dists']:.4f} | "
-                     f"{q['bpp']:.4f} / {q['lpips-alex']:.4f} / {q['dists']:.4f} |")
+    lines += [image_row(r, "plain_at_refined_bpp", "refined") for r in rows]
     Path(args.out + ".md").write_text("\n".join(lines) + "\n")
 
 

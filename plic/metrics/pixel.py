@@ -16,8 +16,6 @@ from plic.units import psnr_from_mse
 _BT601 = np.array([65.481, 128.553, 24.966]) / 255.0
 
 
-
-
 def psnr_rgb(ref: np.ndarray, dist: np.ndarray) -> float:
     """PSNR over all RGB samples of two HxWx3 uint8 images (peak 255)."""
     mse = np.mean((ref.astype(np.float64) - dist.astype(np.float64)) ** 2)

@@ -41,6 +41,18 @@ def check_lambda_range(lmbda: float, lambda_min: float, lambda_max: float) -> No
         raise ValueError(f"lambda {lmbda:g} is outside this model's range [{lambda_min:g}, {lambda_max:g}]")
 
 
+def load_state_resizing(module: torch.nn.Module, state: Dict[str, Tensor]) -> None:
+    """``module.load_state_dict(state)``, CDF tables of another length resized first.
+
+    The tables' length changes as a model trains; compressai only resizes empty
+    ones, and a model built here may hold tables of another length already.
+    """
+    for name, buf in module.named_buffers():
+        if name in state and buf.shape != state[name].shape:
+            buf.resize_(state[name].shape)
+    module.load_state_dict(state)
+
+
 class VariableRateCodec(CompressionModel):
     """Base class: subclasses define ``g_a``, ``g_s`` and ``latent_codec``.
 

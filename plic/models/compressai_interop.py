@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from plic.models.base import load_state_resizing
 from plic.models.hyperprior import MeanScaleHyperprior
 from plic.models.joint_autoregressive import Cheng2020Anchor, Cheng2020Attention, Mbt2018
 from plic.models.scale_hyperprior import ScaleHyperprior
@@ -83,9 +84,6 @@ def _renamed(state, prefixes):
 
 
 def _loaded(module, state):
-    """``module`` holding ``state``: CDF tables of another length than a fresh model's are resized first."""
-    for name, buf in module.named_buffers():
-        if name in state and buf.shape != state[name].shape:
-            buf.resize_(state[name].shape)
-    module.load_state_dict(state)
+    """``module`` holding ``state``, in eval mode."""
+    load_state_resizing(module, state)
     return module.eval()

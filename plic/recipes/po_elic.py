@@ -101,14 +101,10 @@ class POELIC(Recipe):
 
     def warm_up_discriminator(self) -> None:
         """Discriminator-only steps on the codec's reconstructions until ``d_warmup`` are done."""
-        trainer = self.trainer
         # a generator of its own: the training stream (and a prefetcher drawing from it) stays untouched
-        gen = torch.Generator().manual_seed(trainer.cfg.seed + 7_000_003)
+        gen = torch.Generator().manual_seed(self.trainer.cfg.seed + 7_000_003)
         while self.warmed < self.d_warmup:
-            with torch.no_grad():
-                warm_x, warm_lmbda = trainer.draw_batch(gen)
-                warm_x = warm_x.to(trainer.device)
-                warm = trainer.model(warm_x, warm_lmbda.to(trainer.device))
+            warm_x, warm = self.fresh_reconstructions(gen)
             self.adversary.step(warm_x, warm["x_hat"], warm["y_hat"])
             self.warmed += 1
 

@@ -76,12 +76,9 @@ class ProxIQA(Recipe):
         # before the codec learns from the proxy, the proxy learns the metric on
         # the starting codec's reconstructions
         while self.warmed < self.proxy_warmup:
-            with torch.no_grad():
-                # fresh crops and fresh lambdas each time: the proxy must see the codec's whole range
-                warm_x, warm_lmbda = self.trainer.draw_batch(self.trainer.gen)
-                warm_x = warm_x.to(x.device)
-                warm_hat = self.trainer.model(warm_x, warm_lmbda.to(x.device))["x_hat"]
-            self._train_proxy(warm_x, warm_hat)
+            # fresh crops and fresh lambdas each time: the proxy must see the codec's whole range
+            warm_x, warm = self.fresh_reconstructions(self.trainer.gen)
+            self._train_proxy(warm_x, warm["x_hat"])
             self.warmed += 1
         n, _, h, w = x.shape
         x_hat = out["x_hat"]

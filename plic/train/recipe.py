@@ -78,6 +78,17 @@ class Recipe:
     def codec_loss(self, out: Dict[str, Any], x: Tensor, lmbda: Tensor) -> Dict[str, Tensor]:
         raise NotImplementedError
 
+    def fresh_reconstructions(self, gen) -> tuple[Tensor, Dict[str, Any]]:
+        """Crops and lambdas drawn from ``gen`` and the codec's output on them, without gradient:
+        what a recipe's own network (a proxy, a discriminator) warms up on before the codec learns from it."""
+        import torch
+
+        trainer = self.trainer
+        with torch.no_grad():
+            x, lmbda = trainer.draw_batch(gen)
+            x = x.to(trainer.device)
+            return x, trainer.model(x, lmbda.to(trainer.device))
+
     def after_step(self, out: Dict[str, Any], x: Tensor, lmbda: Tensor) -> Dict[str, float]:
         return {}
 

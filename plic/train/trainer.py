@@ -35,6 +35,7 @@ from plic.codec import Codec, psnr
 from plic.errors import PlicError
 from plic.files import atomic_write_bytes
 from plic.image_io import quantize_rgb, read_image
+from plic.models.base import load_state_resizing
 from plic.registry import build_model
 from plic.train import checkpoint, distributed, run_log
 from plic.train.data import Prefetcher, RandomCrops, find_images
@@ -249,7 +250,7 @@ class Trainer:
         # runs written before a rename (zoo.RENAMED) resume under today's names
         for key in ("model_args", "recipe_args"):
             if isinstance(old.get(key), dict):
-                old[key] = {zoo.RENAMED.get(k, k): v for k, v in old[key].items()}
+                old[key] = zoo.current_names(old[key])
         defaults = asdict(TrainConfig())
         for key in TrainConfig.IMMUTABLE:
             # a field added after the run was written takes its default value
@@ -258,14 +259,8 @@ class Trainer:
                     f"{self.out} holds a run with {key}={old.get(key)!r}; this command asks for "
                     f"{asdict(self.cfg).get(key)!r} (use another --out)"
                 )
-        saved = zoo.load_weights(self.out / checkpoint.MODEL).state_dict()
-        # CDF tables change length as the model trains; the model built here
-        # may already hold tables of another length (from --init), and
-        # compressai only resizes empty ones
-        for name, buf in self.model.named_buffers():
-            if name in saved and buf.shape != saved[name].shape:
-                buf.resize_(saved[name].shape)
-        self.model.load_state_dict(saved)
+        # the tables' length at the checkpoint may differ from the --init model's
+        load_state_resizing(self.model, zoo.load_weights(self.out / checkpoint.MODEL).state_dict())
         tensors = checkpoint.load_tensors(self.out / checkpoint.OPTIMIZER)
         optimizer_from_tensors(self.opt, "main", tensors, state["optim"]["main"])
         optimizer_from_tensors(self.aux_opt, "aux", tensors, state["optim"]["aux"])
