@@ -50,6 +50,30 @@ def test_conditional_discriminator(sn):
     assert has_sn == sn
 
 
+def test_conditional_discriminator_learns_despite_a_large_latent():
+    # a variable-rate codec's latent reaches values near 100: scaled raw into the
+    # condition, it swamped the image and the logit gap stayed near zero
+    torch.manual_seed(0)
+    d = ConditionalDiscriminator(latent_channels=8, channels=(16, 32, 32, 32), spectral_norm=True)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    d_loss = ADVERSARIAL["hinge"][0]
+
+    def batch():
+        real = torch.rand(4, 3, 32, 32)
+        fake = torch.nn.functional.avg_pool2d(real, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
+        return real, fake, 100 * torch.randn(4, 8, 2, 2)
+
+    for _ in range(60):
+        real, fake, y = batch()
+        loss = d_loss(d(real, y), d(fake, y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        real, fake, y = batch()
+        assert float((d(real, y) - d(fake, y)).mean()) > 0.5
+
+
 def test_rate_target_multiplexer():
     w = rate_weight(torch.tensor([0.10, 0.20, 0.15]), 0.15, lambda_above=8.0, lambda_below=0.5)
     assert w.tolist() == [0.5, 8.0, 0.5]

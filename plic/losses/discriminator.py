@@ -6,6 +6,14 @@ image size and concatenated with the image; then four 4x4 convolutions of
 stride 2 (64, 128, 256, 512 channels, LeakyReLU 0.2) and a 1x1 convolution
 to one logit per position. PO-ELIC uses spectral normalisation on every
 convolution (``spectral_norm=True``); ST-LIC's BCE discriminator has none.
+
+Two input scalings, without which this discriminator did not learn here
+(benchmarks/perceptual/discriminator_learning.txt): the image enters in
+[-1, 1], and the latent is divided by its per-image RMS. A variable-rate
+codec's latent scales with the rate (QVRF's step spans ~30x, single values
+reach 100), so the raw condition swamped the image channels: the logits of
+originals and reconstructions moved together and their gap stayed near 0
+for 2,000 steps, with or without spectral norm.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ class ConditionalDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y_hat: Tensor) -> Tensor:
         """Logits (N x 1 x H/16 x W/16) for images ``x`` given their quantized latents ``y_hat``."""
-        c = F.leaky_relu(self.condition(y_hat.detach()), 0.2)
+        y = y_hat.detach()
+        y = y * torch.rsqrt(y.pow(2).mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12))
+        c = F.leaky_relu(self.condition(y), 0.2)
         c = F.interpolate(c, size=x.shape[-2:], mode="nearest")
-        return self.body(torch.cat([x, c], dim=1))
+        return self.body(torch.cat([x * 2 - 1, c], dim=1))
