@@ -27,7 +27,10 @@ IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior"),
               "bmshj2018-hyperprior": ("ScaleHyperprior", "scale-hyperprior"),
               "mbt2018": ("JointAutoregressiveHierarchicalPriors", "mbt2018"),
               "cheng2020-anchor": ("Cheng2020Anchor", "cheng2020-anchor"),
-              "cheng2020-attn": ("Cheng2020Attention", "cheng2020-attn")}
+              "cheng2020-attn": ("Cheng2020Attention", "cheng2020-attn"),
+              # not in CompressAI's zoo: checkpoints of its training script (--weights)
+              "elic2022-official": ("Elic2022Official", "elic"),
+              "elic2022-chandelier": ("Elic2022Chandelier", "elic-chandelier")}
 #: lambdas of CompressAI's zoo qualities 1..8 (its training script's table), by metric
 ZOO_LAMBDAS = {
     "mse": (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800),
@@ -94,8 +97,8 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
     cls_name, plic_name = IMPORTABLE[architecture]
     cls = getattr(compressai.models, cls_name)
     try:
-        twin = cls.from_state_dict(state)
-    except (KeyError, RuntimeError, IndexError) as exc:
+        twin = _twin(cls, state)
+    except (KeyError, RuntimeError, IndexError, AssertionError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PlicError(f"{weights}: not a CompressAI {architecture} checkpoint ({first[:200]})") from None
     lam = float(lmbda) if lmbda is not None else ZOO_LAMBDAS[metric][quality - 1]
@@ -111,3 +114,18 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
     return {"fingerprint": fp.hex(), "model": plic_name, "N": model.N, "M": model.M, "lambda": lam,
             "provenance": provenance, "kept": str(kept)}
 
+
+
+def _twin(cls, state: Dict):
+    """CompressAI's model of class ``cls`` holding ``state`` (strictly: a wrong architecture raises)."""
+    if "groups" not in cls.__init__.__code__.co_varnames:
+        return cls.from_state_dict(state)
+    # ELIC's from_state_dict assumes M=320; read N and M off the analysis (its last layer is a conv N -> M)
+    top = [k for k in state if k.startswith("g_a.") and k.count(".") == 2 and k.endswith(".weight")]
+    if not top:
+        raise KeyError("g_a.0.weight")
+    n = state["g_a.0.weight"].shape[0]
+    m = state[max(top, key=lambda k: int(k.split(".")[1]))].shape[0]
+    twin = cls(N=n, M=m)
+    twin.load_state_dict(state)
+    return twin

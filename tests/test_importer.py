@@ -282,6 +282,52 @@ def test_autoregressive_models_import_and_code_as_compressai_does(architecture, 
         Encoder(codec, Rate(bpp=0.2))  # a single fixed-rate model would need SNIC for a target
 
 
+
+@pytest.mark.parametrize("architecture, cls_name", [("elic2022-official", "Elic2022Official"),
+                                                    ("elic2022-chandelier", "Elic2022Chandelier")])
+def test_elic_checkpoints_import_and_code_as_compressai_does(architecture, cls_name, tmp_path, sample_image):
+    """CompressAI's ELIC classes (trained with its script; not in its zoo), M other than its default 320."""
+    import compressai.models
+
+    torch.manual_seed(0)
+    m = getattr(compressai.models, cls_name)(N=32, M=160)
+    last = [layer for layer in m.g_a if isinstance(layer, torch.nn.Conv2d)][-1]
+    with torch.no_grad():  # random weights give latents of ~0.01; make them code real symbols
+        last.weight.mul_(60)
+        last.bias.mul_(60)
+    m.update(force=True)
+    m.eval()
+    ckpt = tmp_path / f"{architecture}.pth.tar"
+    torch.save({"epoch": 1, "state_dict": m.state_dict()}, ckpt)
+    out = tmp_path / f"{architecture}.safetensors"
+    r = import_compressai(f"compressai:{architecture}", 2, out, weights=ckpt, lmbda=0.004)
+    assert (r["N"], r["M"], r["lambda"]) == (32, 160, 0.004)
+    codec = Codec(zoo.load_weights(out))
+    img = read_image(sample_image)
+    x = img.rgb[..., :128, :192].contiguous()
+    from plic.image_io import PlanarImage
+
+    data = codec.encode(PlanarImage(x, 3, 8)).data
+    f = bitstream.parse(data)
+    with torch.no_grad():
+        theirs = m.compress(x)
+        x_theirs = m.decompress(theirs["strings"], theirs["shape"])["x_hat"].clamp(0, 1)
+    ours = sum(len(s) for g in f.payloads for s in g)
+    assert ours > 40  # real symbols, not an empty latent
+
+    def total(strings):
+        return sum(total(s) if isinstance(s, (list, tuple)) else len(s) for s in strings)
+
+    assert abs(ours - total(theirs["strings"])) <= max(4, 0.01 * ours)
+    a = np.asarray(codec.decode(data)[0]).astype(int)
+    b = (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+    assert np.abs(a - b).max() <= 1
+    # a checkpoint of the other ELIC (or any other architecture) is refused in one line
+    other = "elic2022-chandelier" if architecture == "elic2022-official" else "elic2022-official"
+    with pytest.raises(PlicError, match=f"not a CompressAI {other} checkpoint"):
+        import_compressai(f"compressai:{other}", 2, tmp_path / "x.safetensors", weights=ckpt)
+
+
 def test_a_checkpoint_of_another_architecture_is_refused(checkpoint, tmp_path):
     _, bare, _ = checkpoint  # a mbt2018-mean state dict
     with pytest.raises(PlicError, match="not a CompressAI mbt2018 checkpoint"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from plic.models.base import load_state_resizing
+from plic.models.elic import ELIC, ELICChandelier
 from plic.models.hyperprior import MeanScaleHyperprior
 from plic.models.joint_autoregressive import Cheng2020Anchor, Cheng2020Attention, Mbt2018
 from plic.models.scale_hyperprior import ScaleHyperprior
@@ -27,7 +28,7 @@ from plic.models.scale_hyperprior import ScaleHyperprior
 TWINS = {MeanScaleHyperprior: "MeanScaleHyperprior", ScaleHyperprior: "ScaleHyperprior"}
 #: and the ones plic imports only (fixed-rate: nothing to fold)
 IMPORTS = {**TWINS, Mbt2018: "JointAutoregressiveHierarchicalPriors", Cheng2020Anchor: "Cheng2020Anchor",
-           Cheng2020Attention: "Cheng2020Attention"}
+           Cheng2020Attention: "Cheng2020Attention", ELIC: "Elic2022Official", ELICChandelier: "Elic2022Chandelier"}
 
 #: plic's state-dict prefixes -> CompressAI ``MeanScaleHyperprior``'s
 _PREFIXES = (
@@ -65,10 +66,15 @@ def to_compressai(model, lmbda: float):
 
 def from_compressai(twin, lmbda: float):
     """A fixed-rate plic model at ``lmbda`` holding a CompressAI model's weights (a class of :data:`IMPORTS`)."""
-    state = _renamed(twin.state_dict(), [(theirs, ours) for ours, theirs in _PREFIXES])
     cls = next((c for c, name in IMPORTS.items() if name == type(twin).__name__), None)
     if cls is None:
         raise ValueError(f"no plic model has the layers of compressai's {type(twin).__name__}")
+    if issubclass(cls, ELIC):  # plic's ELIC holds compressai's own modules under the same names
+        state = _renamed(twin.state_dict(), [("g_a.", "g_a."), ("g_s.", "g_s."), ("latent_codec.", "latent_codec.")])
+        model = cls(N=int(twin.g_a[0].weight.shape[0]), M=sum(twin.groups), groups=twin.groups,
+                    lambda_min=lmbda, lambda_max=lmbda)
+        return _loaded(model, state)
+    state = _renamed(twin.state_dict(), [(theirs, ours) for ours, theirs in _PREFIXES])
     return _loaded(cls(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda), state)
 
 

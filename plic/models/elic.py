@@ -5,13 +5,19 @@ The transforms and the space-channel context model are compressai's
 ``Elic2022Official`` (built from its ``ChannelGroupsLatentCodec`` and
 ``CheckerboardLatentCodec``); plic adds the QVRF variable-rate step of
 :class:`plic.models.base.VariableRateCodec` around it.
+
+``elic-chandelier`` is compressai's ``Elic2022Chandelier``: the same entropy
+model with residual-bottleneck transforms, whose channel context sees only
+the first and the latest decoded group (Chandelier 2023). plic has it so that
+checkpoints trained with CompressAI import (``plic import
+compressai:elic2022-chandelier``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Sequence
 
-from compressai.models.sensetime import Elic2022Official
+from compressai.models.sensetime import Elic2022Chandelier, Elic2022Official
 
 from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec
 from plic.registry import register_model
@@ -20,6 +26,7 @@ from plic.registry import register_model
 @register_model("elic")
 class ELIC(VariableRateCodec):
     stride = 64
+    reference_class = Elic2022Official
 
     def __init__(
         self,
@@ -35,7 +42,7 @@ class ELIC(VariableRateCodec):
         groups = list(groups) if groups is not None else [16, 16, 32, 64, M - 128]
         if sum(groups) != M or any(g <= 0 for g in groups):
             raise ValueError(f"channel groups {groups} must be positive and sum to M={M}")
-        reference = Elic2022Official(N=N, M=M, groups=groups)
+        reference = self.reference_class(N=N, M=M, groups=groups)
         self.N, self.M, self.groups = int(N), int(M), [int(g) for g in groups]
         self.g_a = reference.g_a
         self.g_s = reference.g_s
@@ -55,3 +62,10 @@ class ELIC(VariableRateCodec):
         return {
             "N": self.N, "M": self.M, "groups": self.groups, **self.rate_config(),
         }
+
+
+@register_model("elic-chandelier")
+class ELICChandelier(ELIC):
+    # its channel-context shortcut is a method compressai binds to this very
+    # latent codec object (kept as it is), so coding follows it too
+    reference_class = Elic2022Chandelier
