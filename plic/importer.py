@@ -115,7 +115,6 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
             "provenance": provenance, "kept": str(kept)}
 
 
-
 def _twin(cls, state: Dict):
     """CompressAI's model of class ``cls`` holding ``state`` (strictly: a wrong architecture raises)."""
     if "groups" not in cls.__init__.__code__.co_varnames:

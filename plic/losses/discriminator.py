@@ -8,7 +8,7 @@ to one logit per position. PO-ELIC uses spectral normalisation on every
 convolution (``spectral_norm=True``); ST-LIC's BCE discriminator has none.
 
 Two input scalings, without which this discriminator did not learn here
-(benchmarks/perceptual/discriminator_learning.txt): the image enters in
+(benchmarks/perceptual/discriminator_inputs.txt): the image enters in
 [-1, 1], and the latent is divided by its per-image RMS. A variable-rate
 codec's latent scales with the rate (QVRF's step spans ~30x, single values
 reach 100), so the raw condition swamped the image channels: the logits of
