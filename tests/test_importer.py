@@ -235,6 +235,40 @@ def test_scale_hyperprior_imports_from_bmshj2018(tmp_path, sample_image):
     assert np.abs(a - (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)).max() <= 1
 
 
+def _coding_model(m):
+    """A CompressAI model made to code real symbols (random weights give latents of ~0.01), CDFs built."""
+    last = [layer for layer in m.g_a if isinstance(layer, torch.nn.Conv2d)][-1]  # -attn ends in an attention block
+    with torch.no_grad():
+        last.weight.mul_(60)
+        last.bias.mul_(60)
+    m.update(force=True)
+    return m.eval()
+
+
+def _assert_codes_as_compressai(out, m, sample_image):
+    """plic's file of a crop against CompressAI's compress/decompress of it: payload within 1 %, pixels within a level."""
+    from plic.image_io import PlanarImage
+
+    codec = Codec(zoo.load_weights(out))
+    x = read_image(sample_image).rgb[..., :128, :192].contiguous()
+    data = codec.encode(PlanarImage(x, 3, 8)).data
+    f = bitstream.parse(data)
+    with torch.no_grad():
+        theirs = m.compress(x)
+        x_theirs = m.decompress(theirs["strings"], theirs["shape"])["x_hat"].clamp(0, 1)
+
+    def total(strings):
+        return sum(total(s) if isinstance(s, (list, tuple)) else len(s) for s in strings)
+
+    ours = sum(len(s) for g in f.payloads for s in g)
+    assert ours > 40  # real symbols, not an empty latent
+    assert abs(ours - total(theirs["strings"])) <= max(2, 0.01 * ours)
+    a = np.asarray(codec.decode(data)[0]).astype(int)
+    b = (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+    assert np.abs(a - b).max() <= 1
+    return codec
+
+
 @pytest.mark.parametrize("architecture, cls_name, args", [
     ("mbt2018", "JointAutoregressiveHierarchicalPriors", (32, 48)),
     ("cheng2020-anchor", "Cheng2020Anchor", (32,)),
@@ -245,34 +279,13 @@ def test_autoregressive_models_import_and_code_as_compressai_does(architecture, 
     import compressai.models
 
     torch.manual_seed(0)
-    m = getattr(compressai.models, cls_name)(*args)
-    last = [layer for layer in m.g_a if isinstance(layer, torch.nn.Conv2d)][-1]  # -attn ends in an attention block
-    with torch.no_grad():  # random weights give latents of ~0.01; make them code real symbols
-        last.weight.mul_(60)
-        last.bias.mul_(60)
-    m.update(force=True)
-    m.eval()
+    m = _coding_model(getattr(compressai.models, cls_name)(*args))
     ckpt = tmp_path / f"{architecture}.pth.tar"
     torch.save(m.state_dict(), ckpt)
     out = tmp_path / f"{architecture}.safetensors"
     r = import_compressai(f"compressai:{architecture}", 3, out, weights=ckpt)
     assert r["model"] == architecture and r["lambda"] == 0.0067
-    codec = Codec(zoo.load_weights(out))
-    img = read_image(sample_image)
-    x = img.rgb[..., :128, :192].contiguous()
-    from plic.image_io import PlanarImage
-
-    data = codec.encode(PlanarImage(x, 3, 8)).data
-    f = bitstream.parse(data)
-    with torch.no_grad():
-        theirs = m.compress(x)
-        x_theirs = m.decompress(theirs["strings"], theirs["shape"])["x_hat"].clamp(0, 1)
-    ours = sum(len(s) for g in f.payloads for s in g)
-    assert ours > 40  # real symbols, not an empty latent
-    assert abs(ours - sum(len(s[0]) for s in theirs["strings"])) <= max(2, 0.01 * ours)
-    a = np.asarray(codec.decode(data)[0]).astype(int)
-    b = (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
-    assert np.abs(a - b).max() <= 1
+    codec = _assert_codes_as_compressai(out, m, sample_image)
     # the optimisation cannot see the symbols this context model codes: refused, in one line
     from plic.encode import Encoder, Rate, Refinement
 
@@ -282,7 +295,6 @@ def test_autoregressive_models_import_and_code_as_compressai_does(architecture, 
         Encoder(codec, Rate(bpp=0.2))  # a single fixed-rate model would need SNIC for a target
 
 
-
 @pytest.mark.parametrize("architecture, cls_name", [("elic2022-official", "Elic2022Official"),
                                                     ("elic2022-chandelier", "Elic2022Chandelier")])
 def test_elic_checkpoints_import_and_code_as_compressai_does(architecture, cls_name, tmp_path, sample_image):
@@ -290,38 +302,13 @@ def test_elic_checkpoints_import_and_code_as_compressai_does(architecture, cls_n
     import compressai.models
 
     torch.manual_seed(0)
-    m = getattr(compressai.models, cls_name)(N=32, M=160)
-    last = [layer for layer in m.g_a if isinstance(layer, torch.nn.Conv2d)][-1]
-    with torch.no_grad():  # random weights give latents of ~0.01; make them code real symbols
-        last.weight.mul_(60)
-        last.bias.mul_(60)
-    m.update(force=True)
-    m.eval()
+    m = _coding_model(getattr(compressai.models, cls_name)(N=32, M=160))
     ckpt = tmp_path / f"{architecture}.pth.tar"
     torch.save({"epoch": 1, "state_dict": m.state_dict()}, ckpt)
     out = tmp_path / f"{architecture}.safetensors"
     r = import_compressai(f"compressai:{architecture}", 2, out, weights=ckpt, lmbda=0.004)
     assert (r["N"], r["M"], r["lambda"]) == (32, 160, 0.004)
-    codec = Codec(zoo.load_weights(out))
-    img = read_image(sample_image)
-    x = img.rgb[..., :128, :192].contiguous()
-    from plic.image_io import PlanarImage
-
-    data = codec.encode(PlanarImage(x, 3, 8)).data
-    f = bitstream.parse(data)
-    with torch.no_grad():
-        theirs = m.compress(x)
-        x_theirs = m.decompress(theirs["strings"], theirs["shape"])["x_hat"].clamp(0, 1)
-    ours = sum(len(s) for g in f.payloads for s in g)
-    assert ours > 40  # real symbols, not an empty latent
-
-    def total(strings):
-        return sum(total(s) if isinstance(s, (list, tuple)) else len(s) for s in strings)
-
-    assert abs(ours - total(theirs["strings"])) <= max(4, 0.01 * ours)
-    a = np.asarray(codec.decode(data)[0]).astype(int)
-    b = (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
-    assert np.abs(a - b).max() <= 1
+    _assert_codes_as_compressai(out, m, sample_image)
     # a checkpoint of the other ELIC (or any other architecture) is refused in one line
     other = "elic2022-chandelier" if architecture == "elic2022-official" else "elic2022-official"
     with pytest.raises(PlicError, match=f"not a CompressAI {other} checkpoint"):
