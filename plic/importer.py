@@ -31,6 +31,8 @@ IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior"),
               # not in CompressAI's zoo: checkpoints of its training script (--weights)
               "elic2022-official": ("Elic2022Official", "elic"),
               "elic2022-chandelier": ("Elic2022Chandelier", "elic-chandelier")}
+#: classes whose ``from_state_dict`` assumes M=320 (ELIC's): plic reads M off the checkpoint instead
+_M_FROM_CHECKPOINT = ("Elic2022Official", "Elic2022Chandelier")
 #: lambdas of CompressAI's zoo qualities 1..8 (its training script's table), by metric
 ZOO_LAMBDAS = {
     "mse": (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800),
@@ -117,13 +119,11 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
 
 def _twin(cls, state: Dict):
     """CompressAI's model of class ``cls`` holding ``state`` (strictly: a wrong architecture raises)."""
-    if "groups" not in cls.__init__.__code__.co_varnames:
+    if cls.__name__ not in _M_FROM_CHECKPOINT:
         return cls.from_state_dict(state)
-    # ELIC's from_state_dict assumes M=320; read N and M off the analysis (its last layer is a conv N -> M)
-    top = [k for k in state if k.startswith("g_a.") and k.count(".") == 2 and k.endswith(".weight")]
-    if not top:
-        raise KeyError("g_a.0.weight")
+    # read N and M off the analysis: its first layer is a conv 3 -> N, its last a conv N -> M
     n = state["g_a.0.weight"].shape[0]
+    top = [k for k in state if k.startswith("g_a.") and k.count(".") == 2 and k.endswith(".weight")]
     m = state[max(top, key=lambda k: int(k.split(".")[1]))].shape[0]
     twin = cls(N=n, M=m)
     twin.load_state_dict(state)

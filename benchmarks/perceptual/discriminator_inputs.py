@@ -10,7 +10,10 @@ reconstructions). Variants of the input, all else equal:
 * ``rms``: latent divided by its per-image RMS, image in [0, 1];
 * ``rms+pm1``: that and the image in [-1, 1]: plic's discriminator now.
 
-    python benchmarks/perceptual/discriminator_inputs.py raw:sn raw:nosn nocond:sn rms:nosn rms:sn rms+pm1:sn
+    python benchmarks/perceptual/discriminator_inputs.py raw:sn raw:nosn nocond:sn rms+pm1:sn
+    python benchmarks/perceptual/discriminator_inputs.py rms+pm1:sn:600
+
+(each argument ``VARIANT:sn|nosn[:STEPS]``, 300 steps unless given; the ``rms`` variant was not run.)
 
 Run from the repository root (reads ../shared/datasets/train). Results: discriminator_inputs.txt.
 """
