@@ -171,6 +171,31 @@ def test_po_elic_discriminator_warm_up_trains_only_the_discriminator(po_setup, t
     assert t.recipe.adversary.opt.state_dict()["state"][0]["step"] == 3
 
 
+def test_po_elic_cheap_variant_uses_lpips_alex_and_no_discriminator(po_setup, tmp_path):
+    import csv
+
+    from plic.errors import PlicError
+    from plic.losses.distortion import distortion_fn
+    from plic.recipes import make_trainer
+
+    folder, init = po_setup
+    cheap = {"lpips_net": "alexnet", "l_style": 0, "l_adv": 0}
+    t = make_trainer(_po_cfg(folder, init, 2, **cheap), tmp_path / "c", log=lambda m: None)
+    assert t.recipe.adversary is None
+    x, x_hat = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    terms = t.recipe.terms({"x_hat": x_hat, "y_hat": None}, x)
+    assert set(terms) == {"lpips", "charbonnier"}
+    assert torch.allclose(terms["lpips"], distortion_fn("lpips-alex")(x_hat, x).mean())
+    t.run(progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "c" / "train.csv")))
+    assert len(rows) == 2 and "d_loss" not in rows[0] and "term_style" not in rows[0]
+    # resuming the finished run finds its state (no discriminator tensors to look for)
+    make_trainer(_po_cfg(folder, init, 3, **cheap), tmp_path / "c", log=lambda m: None).run(progress=False)
+    assert len(list(csv.DictReader(open(tmp_path / "c" / "train.csv")))) == 3
+    with pytest.raises(PlicError, match="l_style=0"):
+        make_trainer(_po_cfg(folder, init, 1, lpips_net="alexnet"), tmp_path / "d", log=lambda m: None)
+
+
 def test_gradient_analysis_splits_terms_by_module(po_setup, tmp_path):
     from plic.recipes import make_trainer
     from plic.train import gradients

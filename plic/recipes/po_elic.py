@@ -29,6 +29,12 @@ finetune is a few thousand steps, too short for the two to find their
 balance from scratch. So the discriminator first trains alone for
 ``d_warmup`` steps on the init codec's reconstructions (fresh crops, no
 codec update, about a sixth of a full step each), then both alternate.
+
+Cheaper variants (plic's, measured in benchmarks/perceptual/README.md):
+``lpips_net=alexnet`` puts LPIPS-Alex in the loss instead of LPIPS-VGG
+(17x cheaper on this CPU; the style loss reads VGG16 features, so it must be
+off, ``l_style=0``), and ``l_adv=0`` builds no discriminator at all (a step
+then skips the discriminator's update, a quarter of the cheap step).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any, Dict
 import torch
 
 from plic.errors import PlicError
+from plic.losses.distortion import distortion_fn
 from plic.losses.perceptual import LPIPSAndStyle
 from plic.losses.pixel import charbonnier
 from plic.losses.rate_target import rate_weight
@@ -60,7 +67,12 @@ class POELIC(Recipe):
 
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,
-                 d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0):
+                 d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0, lpips_net: str = "vgg16"):
+        if lpips_net not in ("vgg16", "alexnet"):
+            raise PlicError(f"po-elic: lpips_net must be vgg16 or alexnet, not {lpips_net!r}")
+        if lpips_net == "alexnet" and l_style:
+            raise PlicError("po-elic: the style loss reads VGG16 features; with lpips_net=alexnet set l_style=0")
+        self.lpips_net = lpips_net
         self.target_bpp = float(target_bpp)
         self.target_scale = float(target_scale)
         self.lambda_above, self.lambda_below = float(lambda_above), float(lambda_below)
@@ -76,7 +88,11 @@ class POELIC(Recipe):
         # replaced): keep those draws out of the run's random stream, or a
         # resumed run (networks cached) would initialise its discriminator differently
         with torch.random.fork_rng(devices=[]):
-            self.features = LPIPSAndStyle(device)
+            if self.lpips_net == "vgg16":
+                self.features = LPIPSAndStyle(device)
+            else:
+                alex = distortion_fn("lpips-alex", device)
+                self.features = lambda x_hat, x: {"lpips": alex(x_hat, x)}
         self.anchor = None
         if self.target_bpp <= 0:
             if not trainer.cfg.init:
@@ -85,25 +101,26 @@ class POELIC(Recipe):
             # the checkpoint later), so this copy is the init model
             self.anchor = copy.deepcopy(trainer.model).requires_grad_(False)
             self.anchor.g_s, self.anchor.post_filter = None, None  # only its rate is needed
-        self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr)
+        self.adversary = None
+        if self.weights["adversarial"]:
+            self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr)
 
     def terms(self, out, x) -> Dict[str, torch.Tensor]:
         """The weighted distortion terms, by name (also what --analyze-gradients splits)."""
         x_hat = out["x_hat"]
         feats = self.features(x_hat, x)
-        raw = {
-            "lpips": feats["lpips"].mean(),
-            "charbonnier": charbonnier(x_hat, x),
-            "adversarial": self.adversary.generator_loss(x_hat, out["y_hat"]),
-            "style": feats["style"],
-        }
+        raw = {"lpips": feats["lpips"].mean(), "charbonnier": charbonnier(x_hat, x)}
+        if self.adversary is not None:
+            raw["adversarial"] = self.adversary.generator_loss(x_hat, out["y_hat"])
+        if "style" in feats:
+            raw["style"] = feats["style"]
         return {k: self.weights[k] * v for k, v in raw.items()}
 
     def warm_up_discriminator(self) -> None:
         """Discriminator-only steps on the codec's reconstructions until ``d_warmup`` are done."""
         # a generator of its own: the training stream (and a prefetcher drawing from it) stays untouched
         gen = torch.Generator().manual_seed(self.trainer.cfg.seed + 7_000_003)
-        while self.warmed < self.d_warmup:
+        while self.adversary is not None and self.warmed < self.d_warmup:
             warm_x, warm = self.fresh_reconstructions(gen)
             self.adversary.step(warm_x, warm["x_hat"], warm["y_hat"])
             self.warmed += 1
@@ -129,16 +146,19 @@ class POELIC(Recipe):
         return self.target_scale * bpp_per_item(out["likelihoods"], x.shape[-2] * x.shape[-1])
 
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
+        if self.adversary is None:
+            return {}
         loss, real, fake = self.adversary.step(x, out["x_hat"], out["y_hat"])
         g = self.adversary.g_loss(fake)
         return {"d_loss": float(loss), "g_loss": float(g), "d_real": float(real.mean()), "d_fake": float(fake.mean()),
                 **self.adversary.accuracy(real, fake)}
 
     def state(self):
-        tensors, meta = self.adversary.state()
+        tensors, meta = self.adversary.state() if self.adversary is not None else ({}, {})
         return tensors, {**meta, "warmed": self.warmed}
 
     def load_state(self, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
-        self.adversary.load_state(tensors, meta)
+        if self.adversary is not None:
+            self.adversary.load_state(tensors, meta)
         # runs from before the warm-up had none, and must not start one on resume
         self.warmed = int(meta.get("warmed", self.d_warmup))
