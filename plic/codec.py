@@ -159,6 +159,12 @@ class Codec:
         # the header stores float32: code with exactly the value the decoder will read
         return float(np.float32(value))
 
+    def _bind(self, lmbda: float) -> None:
+        """Tell a latent codec whose entropy models depend on the rate (CompressAI's vbr) which lambda it codes."""
+        bind = getattr(self.entropy, "bind", None)
+        if bind is not None:
+            bind(lmbda)
+
     def _step(self, lmbda: float) -> torch.Tensor:
         return self.model.quant_step(torch.tensor([lmbda], dtype=torch.float64)).double()
 
@@ -192,6 +198,7 @@ class Codec:
         """
         h, w = img.height, img.width
         y = self.latents(img, lmbda, y) if latent is None else latent.detach().cpu().double()
+        self._bind(lmbda)
         with _float64_default(), fixed_hyper_latent(self.entropy, None if z is None else z.detach().cpu().double()):
             out = self.entropy.compress(y)
         payloads = [list(s) for s in out["strings"]]
@@ -313,6 +320,7 @@ class Codec:
         hd = f.header
         self.check_header(hd)
         payloads = self._padded_payloads(f)
+        self._bind(hd.lmbda)
         try:
             with _float64_default():
                 out = self.entropy.decompress(payloads, _as_compressai_shapes(hd.shapes))

@@ -30,7 +30,12 @@ IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior"),
               "cheng2020-attn": ("Cheng2020Attention", "cheng2020-attn"),
               # not in CompressAI's zoo: checkpoints of its training script (--weights)
               "elic2022-official": ("Elic2022Official", "elic"),
-              "elic2022-chandelier": ("Elic2022Chandelier", "elic-chandelier")}
+              "elic2022-chandelier": ("Elic2022Chandelier", "elic-chandelier"),
+              # variable rate (all eight levels in one file; no --quality)
+              "mbt2018-mean-vbr": ("MeanScaleHyperpriorVbr", "hyperprior-vbr"),
+              "bmshj2018-hyperprior-vbr": ("ScaleHyperpriorVbr", "scale-hyperprior-vbr")}
+#: the variable-rate ones
+VBR = ("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr")
 #: classes whose ``from_state_dict`` assumes M=320 (ELIC's): plic reads M off the checkpoint instead
 _M_FROM_CHECKPOINT = ("Elic2022Official", "Elic2022Chandelier")
 #: lambdas of CompressAI's zoo qualities 1..8 (its training script's table), by metric
@@ -40,13 +45,14 @@ ZOO_LAMBDAS = {
 }
 
 
-def zoo_file(architecture: str, quality: int, metric: str = "mse") -> Path:
-    """Where torch's hub cache keeps CompressAI's zoo file for this model."""
+def zoo_file(architecture: str, quality: Optional[int], metric: str = "mse") -> Path:
+    """Where torch's hub cache keeps CompressAI's zoo file for this model (vbr models: one file, no quality)."""
     import torch.hub
     from compressai.zoo.image import model_urls
+    from compressai.zoo.image_vbr import model_urls as vbr_urls
 
     try:
-        url = model_urls[architecture][metric][quality]
+        url = vbr_urls[architecture][metric] if architecture in VBR else model_urls[architecture][metric][quality]
     except KeyError:
         raise PlicError(f"CompressAI's zoo has no {architecture} {metric} model of quality {quality}") from None
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
@@ -72,7 +78,7 @@ def read_checkpoint(path: Path) -> Dict:
     return obj
 
 
-def import_compressai(source: str, quality: int, out: Path, weights: Optional[Path] = None, metric: str = "mse",
+def import_compressai(source: str, quality: Optional[int], out: Path, weights: Optional[Path] = None, metric: str = "mse",
                       lmbda: Optional[float] = None) -> Dict:
     """Write a plic weight file for a CompressAI model; returns what was done (for the CLI's report)."""
     import compressai.models
@@ -88,7 +94,13 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
         raise PlicError(f"compressai:{architecture} cannot be imported yet (importable: {', '.join(IMPORTABLE)})")
     if metric not in ZOO_LAMBDAS:
         raise PlicError(f"unknown metric {metric!r} (mse or ms-ssim)")
-    if not 1 <= quality <= 8:
+    vbr = architecture in VBR
+    if vbr and (quality is not None or lmbda is not None):
+        raise PlicError(f"compressai:{architecture} is variable-rate: it is imported with all its levels; "
+                        f"drop --quality/--lambda (choose them when compressing)")
+    if not vbr and quality is None:
+        raise PlicError(f"compressai:{architecture} is one model per quality: give --quality 1..8")
+    if not vbr and not 1 <= quality <= 8:
         raise PlicError("--quality must be 1..8 (CompressAI's zoo qualities)")
     if weights is None:
         weights = zoo_file(architecture, quality, metric)
@@ -103,8 +115,12 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
     except (KeyError, RuntimeError, IndexError, AssertionError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PlicError(f"{weights}: not a CompressAI {architecture} checkpoint ({first[:200]})") from None
-    lam = float(lmbda) if lmbda is not None else ZOO_LAMBDAS[metric][quality - 1]
-    model = from_compressai(twin, lam)
+    if vbr:
+        lam = None
+        model = from_compressai(twin, 0.0)
+    else:
+        lam = float(lmbda) if lmbda is not None else ZOO_LAMBDAS[metric][quality - 1]
+        model = from_compressai(twin, lam)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     provenance = {"source": f"compressai:{architecture}", "class": f"compressai.models.{cls_name}",
                   "quality": quality, "metric": metric, "lambda": lam, "file": weights.name, "sha256": digest}
@@ -114,11 +130,15 @@ def import_compressai(source: str, quality: int, out: Path, weights: Optional[Pa
     if not kept.exists():
         write_output(kept, Path(out).read_bytes())
     return {"fingerprint": fp.hex(), "model": plic_name, "N": model.N, "M": model.M, "lambda": lam,
+            "lambda_range": (model.lambda_min, model.lambda_max),
             "provenance": provenance, "kept": str(kept)}
 
 
 def _twin(cls, state: Dict):
     """CompressAI's model of class ``cls`` holding ``state`` (strictly: a wrong architecture raises)."""
+    if cls.__name__.endswith("Vbr"):
+        # the zoo builds its vbr hyperpriors with a variable-step hyper-latent; a checkpoint shows which it has
+        return cls.from_state_dict(state, vr_entbttlnck="gayn2zqstep.0.weight" in state)
     if cls.__name__ not in _M_FROM_CHECKPOINT:
         return cls.from_state_dict(state)
     # read N and M off the analysis: its first layer is a conv 3 -> N, its last a conv N -> M

@@ -244,7 +244,7 @@ def imported_siblings(path: str | Path) -> List[Path]:
             config = model_config(meta)
         except ValueError:
             return None
-        if not isinstance(prov, dict) or "lambda" not in prov:
+        if not isinstance(prov, dict) or prov.get("lambda") is None:  # None: a variable-rate import, all rates in one
             return None
         key = (meta.get("plic_model"), prov.get("source"), prov.get("class"), prov.get("metric"),
                config.get("N"), config.get("M"))

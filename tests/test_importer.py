@@ -358,3 +358,85 @@ def test_a_target_picks_among_the_imported_qualities(tmp_path, sample_image):
     assert e.data == files[best].data
     _, e = _choose(codecs, img, SimpleNamespace(bpp=None, psnr=min(psnrs) - 0.01))  # both reach it: the smaller file
     assert e.data == min(files, key=lambda f: f.bpp).data
+
+
+def _compressai_vbr(cls_name, z_variable, gain=60.0):
+    """A CompressAI vbr model (random weights, latents made large enough to code real symbols)."""
+    import compressai.models
+
+    torch.manual_seed(1)
+    m = getattr(compressai.models, cls_name)(32, 48, vr_entbttlnck=z_variable)
+    with torch.no_grad():
+        m.g_a[6].weight.mul_(gain)
+        m.g_a[6].bias.mul_(gain)
+        m.g_s[0].weight.div_(gain)
+    return m.eval()
+
+
+@pytest.mark.parametrize("arch, cls_name, z_variable", [("mbt2018-mean-vbr", "MeanScaleHyperpriorVbr", True),
+                                                        ("bmshj2018-hyperprior-vbr", "ScaleHyperpriorVbr", False)])
+def test_vbr_import_codes_every_level_as_compressai_does(arch, cls_name, z_variable, tmp_path, sample_image):
+    from plic.refine.problem import check_refinable
+
+    m = _compressai_vbr(cls_name, z_variable)
+    ckpt, out = tmp_path / "vbr.pth.tar", tmp_path / "vbr.safetensors"
+    torch.save(m.state_dict(), ckpt)
+    runner = CliRunner()
+    r = runner.invoke(main, ["import", f"compressai:{arch}", "-q", "3", "--weights", str(ckpt), "-o", str(out)])
+    assert r.exit_code == 1 and "variable-rate" in r.output and "Traceback" not in r.output
+    r = runner.invoke(main, ["import", f"compressai:{arch}", "--weights", str(ckpt), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "variable-rate, lambda 0.0018..0.18" in r.output
+    model = zoo.load_weights(out)
+    assert model.latent_codec.z_variable == z_variable
+    codec, img = Codec(model), read_image(sample_image)
+    x = F.pad(img.rgb, (0, (-451) % 64, 0, (-300) % 64), mode="replicate")
+    sizes = []
+    for level in (0, 4, 7):
+        m.update(force=True, scale=m.Gain[level].abs())
+        with torch.no_grad():
+            theirs = m.compress(x, s=level)
+            x_theirs = m.decompress(theirs["strings"], theirs["shape"], s=level)["x_hat"][..., :300, :451]
+        data = codec.encode(img, quality=level + 1).data  # quality q is CompressAI's level q - 1
+        f = bitstream.parse(data)
+        ours = sum(len(s) for g in f.payloads for s in g)
+        assert abs(ours - sum(len(s[0]) for s in theirs["strings"])) <= 0.01 * ours
+        assert len(f.payloads[0][0]) > 200  # a real test: y codes many nonzero symbols at every level tested
+        a = np.asarray(codec.decode(data)[0]).astype(int)
+        b = (x_theirs[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+        assert np.abs(a - b).max() <= 1
+        sizes.append(len(data))
+    # between two levels the gain is interpolated: the rate lies between theirs
+    between = len(codec.encode(img, quality=5.5).data)
+    assert sizes[1] < between < sizes[2]
+    with pytest.raises(PlicError, match="not available for"):
+        check_refinable(model)
+
+
+def test_vbr_zoo_file_in_eval_and_import(tmp_path, sample_image):
+    """One vbr zoo file serves all eight qualities, in CompressAI's coder (plic eval) and through plic import."""
+    from plic.eval.compressai_codec import CompressAICodec, _zoo_file_model, _zoo_model
+    from plic.importer import zoo_file
+
+    arch = "mbt2018-mean-vbr"
+    m = _compressai_vbr("MeanScaleHyperpriorVbr", True)
+    path = zoo_file(arch, None)
+    assert path.name == "mbt2018-mean-mse-vbr-45d095e9.pth.tar"
+    path.parent.mkdir(parents=True)
+    torch.save(m.state_dict(), path)
+    _zoo_model.cache_clear()
+    _zoo_file_model.cache_clear()
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(sample_image).convert("RGB"))
+    theirs = CompressAICodec(arch)
+    low, high = theirs.encode(rgb, 2), theirs.encode(rgb, 7)
+    assert len(low) < len(high)  # each quality codes at its own level's gain
+    assert theirs.decode(high).shape == (300, 451, 3)
+    out = tmp_path / "vbr.safetensors"
+    import_compressai(f"compressai:{arch}", None, out)  # from the hub cache, no --weights
+    plic_bytes = len(Codec(zoo.load_weights(out)).encode(read_image(sample_image), quality=7).data)
+    # CompressAI pads with zeros, plic by replicating the edge: sizes close, not equal
+    assert abs(plic_bytes - len(high)) <= 0.1 * len(high)
+    _zoo_model.cache_clear()
+    _zoo_file_model.cache_clear()

@@ -9,7 +9,8 @@ import click
 
 @click.command("import")
 @click.argument("source", metavar="compressai:ARCH")
-@click.option("-q", "--quality", type=click.IntRange(1, 8), required=True, help="CompressAI zoo quality 1..8")
+@click.option("-q", "--quality", type=click.IntRange(1, 8),
+              help="CompressAI zoo quality 1..8 (not for the variable-rate *-vbr models: they hold all levels)")
 @click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True)
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
               help="a CompressAI checkpoint (state dict, or a training checkpoint holding one) instead of the zoo file")
@@ -32,5 +33,7 @@ def command(source, quality, metric, weights, lmbda, output, force):
         raise PlicError(f"{output}: exists (use --force to overwrite)")
     r = import_compressai(source, quality, output, weights=weights, metric=metric, lmbda=lmbda)
     p = r["provenance"]
+    lo, hi = r["lambda_range"]
+    rate = f"fixed-rate at lambda {r['lambda']:g}" if r["lambda"] is not None else f"variable-rate, lambda {lo:g}..{hi:g}"
     click.echo(f"{p['file']} ({p['class']}, N={r['N']}, M={r['M']}) -> {output}: plic {r['model']}, "
-               f"fixed-rate at lambda {r['lambda']:g}, weights {r['fingerprint']}")
+               f"{rate}, weights {r['fingerprint']}")

@@ -12,6 +12,7 @@ with ``plic import`` can then be compared file against file.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import struct
@@ -24,11 +25,17 @@ from plic.eval.codecs import ClassicalCodec
 
 @functools.lru_cache(maxsize=8)
 def _zoo_model(architecture: str, quality: int, metric: str):
+    """CompressAI's model for ``quality``; for a vbr model, its one file with the tables of level ``quality - 1``."""
     import compressai.models
     from compressai.zoo.pretrained import load_pretrained
 
-    from plic.importer import IMPORTABLE, read_checkpoint, zoo_file
+    from plic.importer import IMPORTABLE, VBR, read_checkpoint, zoo_file
 
+    if architecture in VBR:
+        # one model per level (each update() rebuilds the hyper-latent's tables for that level's step)
+        model = copy.deepcopy(_zoo_file_model(architecture, metric))
+        model.update(force=True, scale=model.Gain[quality - 1].abs())
+        return model.eval()
     path = zoo_file(architecture, quality, metric)
     if not path.is_file():
         raise PlicError(f"no network access here: CompressAI's zoo file {path.name} is not in {path.parent}")
@@ -36,6 +43,20 @@ def _zoo_model(architecture: str, quality: int, metric: str):
     if model.gaussian_conditional._quantized_cdf.numel() == 0:  # files saved before update()
         model.update(force=True)
     return model.eval()
+
+
+@functools.lru_cache(maxsize=2)
+def _zoo_file_model(architecture: str, metric: str):
+    """A vbr zoo file's model (all levels), as CompressAI's zoo builds it."""
+    import compressai.models
+    from compressai.zoo.pretrained import load_pretrained
+
+    from plic.importer import IMPORTABLE, _twin, read_checkpoint, zoo_file
+
+    path = zoo_file(architecture, None, metric)
+    if not path.is_file():
+        raise PlicError(f"no network access here: CompressAI's zoo file {path.name} is not in {path.parent}")
+    return _twin(getattr(compressai.models, IMPORTABLE[architecture][0]), load_pretrained(read_checkpoint(path)))
 
 
 class CompressAICodec(ClassicalCodec):
@@ -46,11 +67,12 @@ class CompressAICodec(ClassicalCodec):
     more_bits_when_higher = True
 
     def __init__(self, architecture: str, metric: str = "mse"):
-        from plic.importer import IMPORTABLE
+        from plic.importer import IMPORTABLE, VBR
 
         if architecture not in IMPORTABLE:
             raise PlicError(f"compressai:{architecture} is not supported (supported: {', '.join(IMPORTABLE)})")
         self.architecture, self.metric = architecture, metric
+        self.vbr = architecture in VBR
         self.name = f"compressai:{architecture}"
         self.label = f"CompressAI {architecture} (its own coder)"
 
@@ -71,8 +93,9 @@ class CompressAICodec(ClassicalCodec):
         h, w = rgb.shape[:2]
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
         x = F.pad(x, (0, (-w) % 64, 0, (-h) % 64), mode="constant", value=0)
+        level = {"s": q - 1} if self.vbr else {}
         with torch.no_grad():
-            out = model.compress(x)
+            out = model.compress(x, **level)
         head = json.dumps({"q": q, "h": h, "w": w, "shape": list(out["shape"])}).encode()
         strings = [s[0] for s in out["strings"]]
         return struct.pack(">H", len(head)) + head + b"".join(struct.pack(">I", len(s)) + s for s in strings)
@@ -91,8 +114,9 @@ class CompressAICodec(ClassicalCodec):
         except (struct.error, ValueError) as exc:
             raise BitstreamError(f"not a compressai benchmark file ({exc})") from None
         model = _zoo_model(self.architecture, int(head["q"]), self.metric)
+        level = {"s": int(head["q"]) - 1} if self.vbr else {}
         with torch.no_grad():
-            x = model.decompress(strings, head["shape"])["x_hat"][0, :, : head["h"], : head["w"]]
+            x = model.decompress(strings, head["shape"], **level)["x_hat"][0, :, : head["h"], : head["w"]]
         return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
     def version(self) -> str:

@@ -11,6 +11,7 @@ from plic.models.elic import ELIC  # noqa: E402
 from plic.models.hyperprior import MeanScaleHyperprior  # noqa: E402
 from plic.models.joint_autoregressive import Cheng2020Anchor, Cheng2020Attention, Mbt2018  # noqa: E402
 from plic.models.scale_hyperprior import ScaleHyperprior  # noqa: E402
+from plic.models.vbr import MeanScaleHyperpriorVbr, ScaleHyperpriorVbr  # noqa: E402
 
 __all__ = ["COMPRESSAI_MSE_LAMBDAS", "Cheng2020Anchor", "Cheng2020Attention", "ELIC", "MeanScaleHyperprior", "Mbt2018",
-           "ScaleHyperprior", "VariableRateCodec"]
+           "MeanScaleHyperpriorVbr", "ScaleHyperprior", "ScaleHyperpriorVbr", "VariableRateCodec"]

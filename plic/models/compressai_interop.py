@@ -22,13 +22,15 @@ from plic.models.elic import ELIC, ELICChandelier
 from plic.models.hyperprior import MeanScaleHyperprior
 from plic.models.joint_autoregressive import Cheng2020Anchor, Cheng2020Attention, Mbt2018
 from plic.models.scale_hyperprior import ScaleHyperprior
+from plic.models.vbr import MeanScaleHyperpriorVbr, ScaleHyperpriorVbr, Vbr
 
 #: plic class -> the CompressAI class with the same layers (both ways: a QVRF step folds into their
 #: first and last linear layers)
 TWINS = {MeanScaleHyperprior: "MeanScaleHyperprior", ScaleHyperprior: "ScaleHyperprior"}
 #: and the ones plic imports only (fixed-rate: nothing to fold)
 IMPORTS = {**TWINS, Mbt2018: "JointAutoregressiveHierarchicalPriors", Cheng2020Anchor: "Cheng2020Anchor",
-           Cheng2020Attention: "Cheng2020Attention", ELIC: "Elic2022Official", ELICChandelier: "Elic2022Chandelier"}
+           Cheng2020Attention: "Cheng2020Attention", ELIC: "Elic2022Official", ELICChandelier: "Elic2022Chandelier",
+           MeanScaleHyperpriorVbr: "MeanScaleHyperpriorVbr", ScaleHyperpriorVbr: "ScaleHyperpriorVbr"}
 
 #: plic's state-dict prefixes -> CompressAI ``MeanScaleHyperprior``'s
 _PREFIXES = (
@@ -40,6 +42,16 @@ _PREFIXES = (
     ("latent_codec.y.context_prediction.", "context_prediction."),
     ("g_a.", "g_a."),
     ("g_s.", "g_s."),
+)
+
+#: CompressAI vbr model's state-dict prefixes -> plic's vbr model's
+_VBR_PREFIXES = (
+    ("g_a.", "g_a."), ("g_s.", "g_s."),
+    ("h_a.", "latent_codec.hyper.h_a."), ("h_s.", "latent_codec.hyper.h_s."),
+    ("entropy_bottleneck.", "latent_codec.hyper.entropy_bottleneck."),
+    ("gaussian_conditional.", "latent_codec.gaussian_conditional."),
+    ("Gain", "latent_codec.Gain"), ("QuantABCD.", "latent_codec.QuantABCD."),
+    ("gayn2zqstep.", "latent_codec.gayn2zqstep."), ("lower_bound_zqstep.", "latent_codec.lower_bound_zqstep."),
 )
 
 
@@ -73,6 +85,11 @@ def from_compressai(twin, lmbda: float):
         state = _renamed(twin.state_dict(), [("g_a.", "g_a."), ("g_s.", "g_s."), ("latent_codec.", "latent_codec.")])
         model = cls(N=int(twin.g_a[0].weight.shape[0]), M=sum(twin.groups), groups=twin.groups,
                     lambda_min=lmbda, lambda_max=lmbda)
+        return _loaded(model, state)
+    if issubclass(cls, Vbr):  # variable-rate: every level, whatever lambda the caller names
+        model = cls(N=int(twin.N), M=int(twin.M), z_variable=bool(twin.vr_entbttlnck))
+        state = model.state_dict()  # plic's own buffers (per-level tables) are built at save time
+        state.update(_renamed(twin.state_dict(), _VBR_PREFIXES))
         return _loaded(model, state)
     state = _renamed(twin.state_dict(), [(theirs, ours) for ours, theirs in _PREFIXES])
     return _loaded(cls(N=int(twin.N), M=int(twin.M), lambda_min=lmbda, lambda_max=lmbda), state)
