@@ -440,3 +440,29 @@ def test_vbr_zoo_file_in_eval_and_import(tmp_path, sample_image):
     assert abs(plic_bytes - len(high)) <= 0.1 * len(high)
     _zoo_model.cache_clear()
     _zoo_file_model.cache_clear()
+
+
+def test_choosing_among_eight_qualities_bisects():
+    """--bpp / --target-psnr among imported qualities: a bisection over the lambda-ordered files, not all of them."""
+    from types import SimpleNamespace
+
+    from plic.encode import OutOfReach, _choose
+
+    calls = []
+
+    class Fake:  # a quality whose file is `bpp` bits per pixel
+        def __init__(self, bpp):
+            self.bpp = bpp
+
+        def encode(self, img):
+            calls.append(self.bpp)
+            return SimpleNamespace(bpp=self.bpp, data=b"%f" % self.bpp)
+
+    codecs = [Fake(b) for b in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3)]
+    for target, expect in ((0.31, 0.3), (0.52, 0.45), (0.1, 0.1), (1.3, 1.3), (0.75, 0.8)):
+        calls.clear()
+        codec, _ = _choose(codecs, None, SimpleNamespace(bpp=target, psnr=None))
+        assert codec.bpp == expect
+        assert len(calls) <= 5  # of 8
+    with pytest.raises(OutOfReach, match="0.1000 .. 1.3000"):
+        _choose(codecs, None, SimpleNamespace(bpp=2.0, psnr=None))
