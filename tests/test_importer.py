@@ -466,3 +466,32 @@ def test_choosing_among_eight_qualities_bisects():
         assert len(calls) <= 5  # of 8
     with pytest.raises(OutOfReach, match="0.1000 .. 1.3000"):
         _choose(codecs, None, SimpleNamespace(bpp=2.0, psnr=None))
+
+
+def test_vbr_import_trains_per_item_rates(tmp_path, sample_image, monkeypatch):
+    """A vbr import's training pass codes each batch item at its own lambda (po-elic's per-crop anchors rely on it)."""
+    from PIL import Image
+
+    monkeypatch.setenv("PLIC_CACHE", REAL_CACHE)  # the loss networks' weights
+    ckpt, init = tmp_path / "vbr.pth.tar", tmp_path / "vbr.safetensors"
+    torch.save(_compressai_vbr("MeanScaleHyperpriorVbr", True).state_dict(), ckpt)
+    import_compressai("compressai:mbt2018-mean-vbr", None, init, weights=ckpt)
+    model = zoo.load_weights(init)
+    y = model.g_a(torch.rand(2, 3, 64, 64)).detach()
+    both = model.latent_pass(y, [0.0018, 0.0932])
+    for i, lam in enumerate((0.0018, 0.0932)):
+        one = model.latent_pass(y[i:i + 1], lam)
+        assert torch.equal(both["y_hat"][i], one["y_hat"][0])
+        assert torch.equal(both["likelihoods"]["z"][i], one["likelihoods"]["z"][0])
+    assert not torch.equal(both["y_hat"][0] / model.latent_codec.gain(torch.tensor([0.0018]))[0],
+                           both["y_hat"][1] / model.latent_codec.gain(torch.tensor([0.0932]))[0])
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.open(sample_image).convert("RGB").crop((0, 0, 160, 160)).save(data / "a.png")
+    r = CliRunner().invoke(main, ["train", "--recipe", "po-elic", "--init", str(init), "--lambda-range", "0.0018",
+                                  "0.18", "--recipe-arg", "target_bpp=0", "--data", str(data), "--out",
+                                  str(tmp_path / "run"), "--steps", "2", "--batch-size", "2", "--crop", "64",
+                                  "--eval-every", "0", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    tuned = zoo.load_weights(tmp_path / "run" / "model.safetensors")
+    assert tuned.registry_name == "hyperprior-vbr" and tuned.fingerprint != model.fingerprint

@@ -16,7 +16,7 @@ def _device(name: str) -> str:
 
 
 @click.command("train")
-@click.option("--model", "model_name", default="hyperprior", show_default=True, help="registered architecture")
+@click.option("--model", "model_name", help="registered architecture [default: --init's, else hyperprior]")
 @click.option("--lambda", "lmbda", type=float, help="train a fixed-rate model at this lambda")
 @click.option("--lambda-range", nargs=2, type=float, help="train one variable-rate (QVRF) model over [MIN MAX]")
 @click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic", "st-lic", "grow-latent"]), default="rd",
@@ -108,9 +108,20 @@ def _config(o):
     prefetch = (2 if o["device"].startswith("cuda") else 0) if o["prefetch"] is None else o["prefetch"]
     same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
-    return TrainConfig(model=o["model_name"], model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
+    model = o["model_name"] or (_init_model(o["init"]) if o["init"] else "hyperprior")
+    return TrainConfig(model=model, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
                        prefetch=prefetch, **{k: o[k] for k in same})
+
+
+def _init_model(init) -> str:
+    """The registry name recorded in an --init weight file (a missing or foreign file fails in one line)."""
+    from plic import zoo
+
+    name = zoo.read_metadata(init).get("plic_model")
+    if not name:
+        raise PlicError(f"--init {init}: not a plic weight file (no model name in its metadata)")
+    return name
 
 
 def _lambdas(recipe, lmbda, lambda_range, init, target_bpp, data, crop) -> tuple:

@@ -133,6 +133,14 @@ class VariableRateCodec(CompressionModel):
         return [self.M * hy * wy, self.N * hz * wz]
 
     # -------------------------------------------------------------- training
+    def latent_pass(self, y: Tensor, lmbda) -> Dict[str, Any]:
+        """The latent codec's training pass on the analysis output ``y`` at ``lmbda`` (one, or one per item).
+
+        Its ``y_hat`` is in the coded domain (divided by the QVRF step).
+        """
+        a = self.quant_step(torch.as_tensor(lmbda)).to(y)
+        return self.latent_codec(y / a)
+
     def forward(self, x: Tensor, lmbda: Tensor | float | Sequence[float],
                 autocast_dtype: torch.dtype | None = None) -> Dict[str, Any]:
         """Training / evaluation pass with quantization surrogates.

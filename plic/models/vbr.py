@@ -269,19 +269,23 @@ class Vbr(VariableRateCodec):
                 buf.resize_(state_dict[name].shape)
         return nn.Module.load_state_dict(self, state_dict, strict=strict, **kwargs)
 
-    def forward(self, x: Tensor, lmbda, autocast_dtype=None) -> Dict[str, Any]:
-        y = self.g_a(x)
+    def latent_pass(self, y: Tensor, lmbda) -> Dict[str, Any]:
         lam = torch.as_tensor(lmbda, dtype=torch.float64).reshape(-1)
         if lam.numel() == 1:
-            lam = lam.expand(x.shape[0])
+            lam = lam.expand(y.shape[0])
         a = self.quant_step(lam).to(y)
         outs = []
-        for i in range(x.shape[0]):  # z's step is one scalar per call: one item at a time
+        for i in range(y.shape[0]):  # z's step is one scalar per call: one item at a time
             self.latent_codec.bind(float(lam[i]))
             outs.append(self.latent_codec(y[i:i + 1] / a[i:i + 1]))
-        y_hat = torch.cat([o["y_hat"] for o in outs]) * a
         likelihoods = {k: torch.cat([o["likelihoods"][k] for o in outs]) for k in ("y", "z")}
-        return {"x_hat": self.g_s(y_hat), "likelihoods": likelihoods, "y": y, "y_hat": y_hat}
+        return {"y_hat": torch.cat([o["y_hat"] for o in outs]), "likelihoods": likelihoods}
+
+    def forward(self, x: Tensor, lmbda, autocast_dtype=None) -> Dict[str, Any]:
+        y = self.g_a(x)
+        out = self.latent_pass(y, lmbda)
+        y_hat = out["y_hat"] * self.quant_step(torch.as_tensor(lmbda)).to(y)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": out["likelihoods"], "y": y, "y_hat": y_hat}
 
 
 @register_model("scale-hyperprior-vbr")

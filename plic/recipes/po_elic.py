@@ -140,9 +140,7 @@ class POELIC(Recipe):
     def anchor_bpp(self, x, lmbda) -> torch.Tensor:
         """The init model's rate on each crop at its lambda (same noise surrogate), times ``target_scale``."""
         model = self.anchor.train()  # the noise surrogate, like the model it anchors
-        y = model.g_a(x)
-        a = model.quant_step(torch.as_tensor(lmbda)).to(y)
-        out = model.latent_codec(y / a)
+        out = model.latent_pass(model.g_a(x), lmbda)
         return self.target_scale * bpp_per_item(out["likelihoods"], x.shape[-2] * x.shape[-1])
 
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
