@@ -111,7 +111,7 @@ def import_compressai(source: str, quality: Optional[int], out: Path, weights: O
     cls_name, plic_name = IMPORTABLE[architecture]
     cls = getattr(compressai.models, cls_name)
     try:
-        twin = _twin(cls, state)
+        twin = twin_of(cls, state)
     except (KeyError, RuntimeError, IndexError, AssertionError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PlicError(f"{weights}: not a CompressAI {architecture} checkpoint ({first[:200]})") from None
@@ -134,7 +134,7 @@ def import_compressai(source: str, quality: Optional[int], out: Path, weights: O
             "provenance": provenance, "kept": str(kept)}
 
 
-def _twin(cls, state: Dict):
+def twin_of(cls, state: Dict):
     """CompressAI's model of class ``cls`` holding ``state`` (strictly: a wrong architecture raises)."""
     if cls.__name__.endswith("Vbr"):
         # the zoo builds its vbr hyperpriors with a variable-step hyper-latent; a checkpoint shows which it has

@@ -51,12 +51,12 @@ def _zoo_file_model(architecture: str, metric: str):
     import compressai.models
     from compressai.zoo.pretrained import load_pretrained
 
-    from plic.importer import IMPORTABLE, _twin, read_checkpoint, zoo_file
+    from plic.importer import IMPORTABLE, read_checkpoint, twin_of, zoo_file
 
     path = zoo_file(architecture, None, metric)
     if not path.is_file():
         raise PlicError(f"no network access here: CompressAI's zoo file {path.name} is not in {path.parent}")
-    return _twin(getattr(compressai.models, IMPORTABLE[architecture][0]), load_pretrained(read_checkpoint(path)))
+    return twin_of(getattr(compressai.models, IMPORTABLE[architecture][0]), load_pretrained(read_checkpoint(path)))
 
 
 class CompressAICodec(ClassicalCodec):
