@@ -115,12 +115,9 @@ def import_compressai(source: str, quality: Optional[int], out: Path, weights: O
     except (KeyError, RuntimeError, IndexError, AssertionError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PlicError(f"{weights}: not a CompressAI {architecture} checkpoint ({first[:200]})") from None
-    if vbr:
-        lam = None
-        model = from_compressai(twin, 0.0)
-    else:
-        lam = float(lmbda) if lmbda is not None else ZOO_LAMBDAS[metric][quality - 1]
-        model = from_compressai(twin, lam)
+    # a vbr model holds every level: no one lambda
+    lam = None if vbr else float(lmbda) if lmbda is not None else ZOO_LAMBDAS[metric][quality - 1]
+    model = from_compressai(twin, lam)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     provenance = {"source": f"compressai:{architecture}", "class": f"compressai.models.{cls_name}",
                   "quality": quality, "metric": metric, "lambda": lam, "file": weights.name, "sha256": digest}

@@ -20,16 +20,22 @@ from plic.image_io import read_image
 from plic.importer import import_compressai, read_checkpoint
 
 
+def _with_real_symbols(m, gain=60.0):
+    """A hyperprior-layout CompressAI model whose latents code real symbols (random weights give ~0.01):
+    the analysis' last layer times ``gain``, the synthesis' first divided by it."""
+    with torch.no_grad():
+        m.g_a[6].weight.mul_(gain)
+        m.g_a[6].bias.mul_(gain)
+        m.g_s[0].weight.div_(gain)
+    return m
+
+
 def _compressai_model(seed=0, gain=60.0):
     """A CompressAI MeanScaleHyperprior in the zoo's state: CDF tables built by update()."""
     import compressai.models
 
     torch.manual_seed(seed)
-    m = compressai.models.MeanScaleHyperprior(32, 48)
-    with torch.no_grad():  # random weights give latents of ~0.01; make them code real symbols
-        m.g_a[6].weight.mul_(gain)
-        m.g_a[6].bias.mul_(gain)
-        m.g_s[0].weight.div_(gain)
+    m = _with_real_symbols(compressai.models.MeanScaleHyperprior(32, 48), gain)
     m.update(force=True)
     return m.eval()
 
@@ -215,11 +221,7 @@ def test_scale_hyperprior_imports_from_bmshj2018(tmp_path, sample_image):
     import compressai.models
 
     torch.manual_seed(0)
-    m = compressai.models.ScaleHyperprior(32, 48)
-    with torch.no_grad():
-        m.g_a[6].weight.mul_(60)
-        m.g_a[6].bias.mul_(60)
-        m.g_s[0].weight.div_(60)
+    m = _with_real_symbols(compressai.models.ScaleHyperprior(32, 48))
     m.update(force=True)
     m.eval()
     ckpt = tmp_path / "bmshj.pth.tar"
@@ -365,12 +367,7 @@ def _compressai_vbr(cls_name, z_variable, gain=60.0):
     import compressai.models
 
     torch.manual_seed(1)
-    m = getattr(compressai.models, cls_name)(32, 48, vr_entbttlnck=z_variable)
-    with torch.no_grad():
-        m.g_a[6].weight.mul_(gain)
-        m.g_a[6].bias.mul_(gain)
-        m.g_s[0].weight.div_(gain)
-    return m.eval()
+    return _with_real_symbols(getattr(compressai.models, cls_name)(32, 48, vr_entbttlnck=z_variable), gain).eval()
 
 
 @pytest.mark.parametrize("arch, cls_name, z_variable", [("mbt2018-mean-vbr", "MeanScaleHyperpriorVbr", True),
@@ -415,7 +412,7 @@ def test_vbr_import_codes_every_level_as_compressai_does(arch, cls_name, z_varia
 
 def test_vbr_zoo_file_in_eval_and_import(tmp_path, sample_image):
     """One vbr zoo file serves all eight qualities, in CompressAI's coder (plic eval) and through plic import."""
-    from plic.eval.compressai_codec import CompressAICodec, _zoo_file_model, _zoo_model
+    from plic.eval.compressai_codec import CompressAICodec, _vbr_file_model, _zoo_model
     from plic.importer import zoo_file
 
     arch = "mbt2018-mean-vbr"
@@ -425,7 +422,7 @@ def test_vbr_zoo_file_in_eval_and_import(tmp_path, sample_image):
     path.parent.mkdir(parents=True)
     torch.save(m.state_dict(), path)
     _zoo_model.cache_clear()
-    _zoo_file_model.cache_clear()
+    _vbr_file_model.cache_clear()
     from PIL import Image
 
     rgb = np.asarray(Image.open(sample_image).convert("RGB"))
@@ -439,7 +436,7 @@ def test_vbr_zoo_file_in_eval_and_import(tmp_path, sample_image):
     # CompressAI pads with zeros, plic by replicating the edge: sizes close, not equal
     assert abs(plic_bytes - len(high)) <= 0.1 * len(high)
     _zoo_model.cache_clear()
-    _zoo_file_model.cache_clear()
+    _vbr_file_model.cache_clear()
 
 
 def test_choosing_among_eight_qualities_bisects():

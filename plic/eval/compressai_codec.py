@@ -26,37 +26,36 @@ from plic.eval.codecs import ClassicalCodec
 @functools.lru_cache(maxsize=8)
 def _zoo_model(architecture: str, quality: int, metric: str):
     """CompressAI's model for ``quality``; for a vbr model, its one file with the tables of level ``quality - 1``."""
-    import compressai.models
-    from compressai.zoo.pretrained import load_pretrained
-
-    from plic.importer import IMPORTABLE, VBR, read_checkpoint, zoo_file
+    from plic.importer import VBR
 
     if architecture in VBR:
         # one model per level (each update() rebuilds the hyper-latent's tables for that level's step)
-        model = copy.deepcopy(_zoo_file_model(architecture, metric))
+        model = copy.deepcopy(_vbr_file_model(architecture, metric))
         model.update(force=True, scale=model.Gain[quality - 1].abs())
         return model.eval()
-    path = zoo_file(architecture, quality, metric)
-    if not path.is_file():
-        raise PlicError(f"no network access here: CompressAI's zoo file {path.name} is not in {path.parent}")
-    model = getattr(compressai.models, IMPORTABLE[architecture][0]).from_state_dict(load_pretrained(read_checkpoint(path)))
+    model = _read_zoo_file(architecture, quality, metric)
     if model.gaussian_conditional._quantized_cdf.numel() == 0:  # files saved before update()
         model.update(force=True)
     return model.eval()
 
 
-@functools.lru_cache(maxsize=2)
-def _zoo_file_model(architecture: str, metric: str):
-    """A vbr zoo file's model (all levels), as CompressAI's zoo builds it."""
+def _read_zoo_file(architecture: str, quality, metric: str):
+    """The model in CompressAI's zoo file (from torch's hub cache), built as ``plic import`` builds it."""
     import compressai.models
     from compressai.zoo.pretrained import load_pretrained
 
     from plic.importer import IMPORTABLE, read_checkpoint, twin_of, zoo_file
 
-    path = zoo_file(architecture, None, metric)
+    path = zoo_file(architecture, quality, metric)
     if not path.is_file():
         raise PlicError(f"no network access here: CompressAI's zoo file {path.name} is not in {path.parent}")
     return twin_of(getattr(compressai.models, IMPORTABLE[architecture][0]), load_pretrained(read_checkpoint(path)))
+
+
+@functools.lru_cache(maxsize=2)
+def _vbr_file_model(architecture: str, metric: str):
+    """A vbr zoo file's model (all levels), read once for the eight levels' copies."""
+    return _read_zoo_file(architecture, None, metric)
 
 
 class CompressAICodec(ClassicalCodec):

@@ -47,10 +47,15 @@ def load_state_resizing(module: torch.nn.Module, state: Dict[str, Tensor]) -> No
     The tables' length changes as a model trains; compressai only resizes empty
     ones, and a model built here may hold tables of another length already.
     """
+    resize_buffers_like(module, state)
+    module.load_state_dict(state)
+
+
+def resize_buffers_like(module: torch.nn.Module, state: Dict[str, Tensor]) -> None:
+    """Give ``module``'s buffers the shapes they have in ``state`` (before loading it)."""
     for name, buf in module.named_buffers():
         if name in state and buf.shape != state[name].shape:
             buf.resize_(state[name].shape)
-    module.load_state_dict(state)
 
 
 class VariableRateCodec(CompressionModel):

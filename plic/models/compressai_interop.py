@@ -76,8 +76,9 @@ def to_compressai(model, lmbda: float):
     return _loaded(twin, state)
 
 
-def from_compressai(twin, lmbda: float):
-    """A fixed-rate plic model at ``lmbda`` holding a CompressAI model's weights (a class of :data:`IMPORTS`)."""
+def from_compressai(twin, lmbda: float | None):
+    """A fixed-rate plic model at ``lmbda`` holding a CompressAI model's weights (a class of :data:`IMPORTS`);
+    a vbr class gives a variable-rate model over its levels (``lmbda`` unused, None)."""
     cls = next((c for c, name in IMPORTS.items() if name == type(twin).__name__), None)
     if cls is None:
         raise ValueError(f"no plic model has the layers of compressai's {type(twin).__name__}")
@@ -86,7 +87,7 @@ def from_compressai(twin, lmbda: float):
         model = cls(N=int(twin.g_a[0].weight.shape[0]), M=sum(twin.groups), groups=twin.groups,
                     lambda_min=lmbda, lambda_max=lmbda)
         return _loaded(model, state)
-    if issubclass(cls, Vbr):  # variable-rate: every level, whatever lambda the caller names
+    if issubclass(cls, Vbr):  # variable-rate: every level
         model = cls(N=int(twin.N), M=int(twin.M), z_variable=bool(twin.vr_entbttlnck))
         state = model.state_dict()  # plic's own buffers (per-level tables) are built at save time
         state.update(_renamed(twin.state_dict(), _VBR_PREFIXES))

@@ -34,8 +34,11 @@ from compressai.entropy_models import EntropyBottleneckVbr
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
-from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec, check_lambda_range
+from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec, resize_buffers_like
 from plic.registry import register_model
+
+#: plic's per-level table buffers (``{name}_{level}``) -> the bottleneck's buffer each is loaded into
+_Z_TABLES = (("z_cdf", "_quantized_cdf"), ("z_offset", "_offset"), ("z_cdf_length", "_cdf_length"))
 
 
 class VbrHyper(nn.Module):
@@ -74,9 +77,8 @@ class VbrLatentCodec(nn.Module):
         # per level: z's quantization step and its CDF tables (built by update(), frozen in the file)
         self.register_buffer("z_steps", torch.ones(levels))
         for i in range(levels):
-            self.register_buffer(f"z_cdf_{i}", torch.zeros(0, dtype=torch.int32))
-            self.register_buffer(f"z_offset_{i}", torch.zeros(0, dtype=torch.int32))
-            self.register_buffer(f"z_cdf_length_{i}", torch.zeros(0, dtype=torch.int32))
+            for name, _ in _Z_TABLES:
+                self.register_buffer(f"{name}_{i}", torch.zeros(0, dtype=torch.int32))
         self._bound = float(lambdas[0])
 
     def __getitem__(self, key: str) -> nn.Module:
@@ -131,7 +133,7 @@ class VbrLatentCodec(nn.Module):
                 eb.update_variable(force=True, qs=self.z_steps[i].float())
             else:
                 eb.update(force=True)
-            for name, attr in (("z_cdf", "_quantized_cdf"), ("z_offset", "_offset"), ("z_cdf_length", "_cdf_length")):
+            for name, attr in _Z_TABLES:
                 table = getattr(eb, attr).detach().clone().to(torch.int32)
                 getattr(self, f"{name}_{i}").resize_(table.shape).copy_(table)
         self._use_tables(0)  # the bottleneck's own buffers: level 0's (a fixed state, fingerprinted)
@@ -139,7 +141,7 @@ class VbrLatentCodec(nn.Module):
 
     def _use_tables(self, level: int) -> None:
         eb = self.hyper.entropy_bottleneck
-        for name, attr in (("z_cdf", "_quantized_cdf"), ("z_offset", "_offset"), ("z_cdf_length", "_cdf_length")):
+        for name, attr in _Z_TABLES:
             table = getattr(self, f"{name}_{level}")
             buf = getattr(eb, attr)
             buf.resize_(table.shape).copy_(table)
@@ -257,16 +259,11 @@ class Vbr(VariableRateCodec):
         lambdas = [float(v) for v in self.latent_codec.lambdas]
         i = min(int(math.floor(quality)), 7)
         t = quality - i
-        return math.exp(math.log(lambdas[i - 1]) * (1 - t) + math.log(lambdas[min(i, 7)]) * t)
-
-    def check_lambda(self, lmbda: float) -> None:
-        check_lambda_range(lmbda, self.lambda_min, self.lambda_max)
+        return math.exp(math.log(lambdas[i - 1]) * (1 - t) + math.log(lambdas[i]) * t)
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
         # the per-level CDF tables' lengths come with the weights (compressai resizes only its own classes' tables)
-        for name, buf in self.named_buffers():
-            if name in state_dict and buf.shape != state_dict[name].shape:
-                buf.resize_(state_dict[name].shape)
+        resize_buffers_like(self, state_dict)
         return nn.Module.load_state_dict(self, state_dict, strict=strict, **kwargs)
 
     def latent_pass(self, y: Tensor, lmbda) -> Dict[str, Any]:

@@ -105,13 +105,11 @@ def check_refinable(model) -> None:
     from compressai.latent_codecs import RasterScanLatentCodec
 
     reason = getattr(model, "not_refinable", None)
+    if not reason and any(isinstance(m, RasterScanLatentCodec) for m in model.latent_codec.modules()):
+        reason = "its autoregressive context is coded around means its training-time forward does not use"
     if reason:
         raise PlicError(f"encode-time refinement (--refine, or a target on a single fixed-rate model) is not "
                         f"available for {model.registry_name}: {reason}")
-    if any(isinstance(m, RasterScanLatentCodec) for m in model.latent_codec.modules()):
-        raise PlicError(f"encode-time refinement (--refine, or a target on a single fixed-rate model) is not "
-                        f"available for {model.registry_name}: its autoregressive context is coded around "
-                        f"means its training-time forward does not use")
 
 
 class FrozenProblem:
