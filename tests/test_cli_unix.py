@@ -112,6 +112,10 @@ def test_pipes_stdin_to_stdout(tiny_model_path, sample_image):
     assert none.returncode == 1 and b"needs -o FILE" in none.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_folder_leaves_complete_files_and_resumes(tiny_model_path, sample_image, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -121,7 +125,10 @@ def test_interrupted_folder_leaves_complete_files_and_resumes(tiny_model_path, s
     out = tmp_path / "out"
     args = [sys.executable, "-m", "plic", "compress", str(src), "-o", str(out), "--model-path",
             str(tiny_model_path), "-j", "2", "--exact"]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # a shell starts background jobs (`pytest ... &`) with SIGINT ignored, and a Python started that
+    # way never installs its KeyboardInterrupt handler: the child gets Ctrl-C as a terminal's job would
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and not any(out.glob("*.plic")):
         time.sleep(0.05)
