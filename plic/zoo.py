@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 PRETRAINED: Dict[str, str] = {
     "hyperprior": "hyperprior-mse-vr.safetensors",
     "hyperprior-perceptual": "hyperprior-perceptual-vr.safetensors",
-    "elic": "elic-mse-vr.safetensors",
 }
 DEFAULT_MODEL = "hyperprior"
 #: model -> (its high-rate partner, the lambda above which the partner codes):
@@ -278,7 +277,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> torch.nn.Module:
         if name_or_path in MODELS:
             raise PlicError(
                 f"model {name_or_path!r} has no shipped weights; pass a weight file "
-                f"with --model-path (train one with 'plic train')"
+                f"with --model-path (train one with 'plic train', or bring one with 'plic import')"
             )
         path = Path(name_or_path)
     elif not path.is_file():
