@@ -133,10 +133,6 @@ class Codec:
         self._shape_template = None
 
     # ------------------------------------------------------------------ rate
-    def pick(self, lmbda: float) -> "Codec":
-        """The codec that codes at ``lmbda``: this one (a :class:`plic.ladder.CodecLadder` picks a rung)."""
-        return self
-
     def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
         m = self.model
         if quality is not None and lmbda is not None:
@@ -368,6 +364,15 @@ def alpha_plane(f: PlicFile):
     if bitstream.TAG_ALPHA not in f.extensions:
         return None
     return decode_alpha(f.extensions[bitstream.TAG_ALPHA], f.header.height, f.header.width)
+
+
+def shipped_codec(name: str, device: str = "cpu", exact: bool = True) -> Codec:
+    """A shipped model by name (``plic.zoo.PRETRAINED``) as a codec whose label is that name."""
+    from plic import zoo
+
+    codec = Codec(zoo.load_model(name, device), device=device, exact=exact)
+    codec.label = name
+    return codec
 
 
 def _as_compressai_shapes(shapes: Any) -> Any:

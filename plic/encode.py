@@ -13,7 +13,7 @@
   refinement on such a model becomes ``snic``;
 - a refinement (:class:`Refinement`: SGA+ latents, SNIC substitute image or
   latent) starts from the ordinary encoding at the chosen lambda, with the
-  model that coded it (one rung of a ladder), and a SNIC refinement takes the
+  model that coded it, and a SNIC refinement takes the
   target as its own objective.
 """
 
@@ -79,10 +79,7 @@ class Encoded:
 
 
 class Encoder:
-    """``encode(image)`` for one codec and one setting; the settings are checked once, here.
-
-    ``codec`` is a :class:`plic.codec.Codec` or a :class:`plic.ladder.CodecLadder`.
-    """
+    """``encode(image)`` for one :class:`plic.codec.Codec` and one setting; the settings are checked once, here."""
 
     def __init__(self, codec, rate: Rate = Rate(), refine: Refinement = Refinement()):
         self.choices = _imported_qualities(codec) if rate.targeted and not codec.model.variable_rate else []
@@ -133,8 +130,7 @@ class Encoder:
         objective = Objective(refine.lmbda or lam, distortion=refine.metric,
                               target_bpp=rate.bpp if aimed else None,
                               target_distortion=mse_from_psnr(rate.psnr) if aimed and rate.psnr is not None else None)
-        # the model that coded at this lambda (one rung of a ladder) is the one refined for
-        refined = refine_encode(codec.pick(lam), img, lam, refine.plan, objective,
+        refined = refine_encode(codec, img, lam, refine.plan, objective,
                                 Settings(steps=refine.steps, seed=refine.seed),
                                 rounding=refine.rounding, lr=refine.lr, progress=progress).encoded
         if aimed and rate.bpp is not None and refined.bpp > rate.bpp * 1.05:

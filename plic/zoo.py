@@ -21,7 +21,7 @@ import os
 import struct
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from plic.errors import PlicError
 from plic.files import cache_dir, plain_file_mode
@@ -35,10 +35,6 @@ PRETRAINED: Dict[str, str] = {
     "hyperprior-perceptual": "hyperprior-perceptual-vr.safetensors",
 }
 DEFAULT_MODEL = "hyperprior"
-#: model -> (its high-rate partner, the lambda above which the partner codes):
-#: ``plic.ladder`` makes the pair one codec. The switch was measured on
-#: training crops with ``scripts/ladder_switch.py``.
-HIGH_RATE: Dict[str, Tuple[str, float]] = {}
 #: model -> its perceptual variant (``plic compress --perceptual``)
 PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 

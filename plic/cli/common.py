@@ -31,9 +31,8 @@ def require_device(device: str) -> None:
 
 
 def load_codec(model: Optional[str], model_path: Optional[str], device: str, exact: bool = False):
-    """A weight file as a codec, or a shipped model (with its high-rate partner, if it has one)."""
-    from plic.codec import Codec
-    from plic.ladder import shipped_codec
+    """A weight file as a codec, or a shipped model by name."""
+    from plic.codec import Codec, shipped_codec
     from plic.zoo import DEFAULT_MODEL, load_weights
 
     require_device(device)

@@ -104,7 +104,7 @@ def compressor(quality, lmbda, bpp, target_psnr, model, model_path, device, exac
         if verify:
             r["psnr"] = psnr(rec, img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
-        used = coder.pick(f.header.lmbda).label or (model if coder is codec else None) or coder.name
+        used = coder.label or (model if coder is codec else None) or coder.name
         r["msg"] += f", {enc.result.seconds:.2f} s encode ({used}, lambda {f.header.lmbda:.5g})"
         if enc.before is not None:
             r["msg"] += "\n  " + _comparison(coder, img, enc.before, enc.result, rec, encoder.refine.metric)

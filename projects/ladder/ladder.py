@@ -6,14 +6,22 @@ its transforms reach only 33 dB on Kodak even without quantization. A partner
 built for high rates (more latent channels, or a finer latent: ``levels`` of
 the hyperprior) gains where it stops, but spends more on side information at
 low rates. CompressAI's zoo does the same for its models (bmshj2018:
-N=128/M=192 for qualities 1-5, N=192/M=320 for 6-8). No partner ships yet
-(``plic.zoo.HIGH_RATE``; benchmarks/README.md says why).
+N=128/M=192 for qualities 1-5, N=192/M=320 for 6-8).
+
+This lives outside the library (issue 20): no partner trained on this
+machine's CPU moved the crossover with JPEG above about 1.3 bpp
+(benchmarks/README.md), so plic ships none and its codec, CLI and benchmark
+know nothing of ladders. A ladder is used from Python::
+
+    ladder = CodecLadder(Codec(load_weights(low)), Codec(load_weights(high)), switch)
+    data = ladder.encode(read_image("photo.png"), lmbda=0.05).data
+    image, _ = ladder.decode(data)   # or plain ``plic decompress`` with --model-path
 
 Both models are trained for the same MSE Lagrangian, so a lambda means the
 same trade-off in either: the ladder codes with the low-rate model up to
 ``switch`` and with the partner above it. ``switch`` is where the partner's
 mean ``R + lambda * D`` on training crops falls below the low-rate model's
-(``scripts/ladder_switch.py``). Each file names its model's weights, so any
+(``ladder_switch.py`` beside this file). Each file names its model's weights, so any
 plic decoder decodes it; nothing in the bitstream is specific to the ladder.
 """
 
@@ -98,17 +106,3 @@ class CodecLadder:
     def decode(self, data: bytes):
         return self._for_file(bitstream.parse(data)).decode(data)
 
-
-def shipped_codec(name: str, device: str = "cpu", exact: bool = True) -> Codec | CodecLadder:
-    """A shipped model by name as a codec: a ladder where ``zoo.HIGH_RATE`` gives it a partner."""
-    from plic import zoo
-
-    low = Codec(zoo.load_model(name, device), device=device, exact=exact)
-    low.label = name
-    partner = zoo.HIGH_RATE.get(name)
-    if partner is None:
-        return low
-    high_name, switch = partner
-    high = Codec(zoo.load_model(high_name, device), device=device, exact=exact)
-    high.label = high_name
-    return CodecLadder(low, high, switch)

@@ -1,15 +1,15 @@
 """Measure the lambda above which a high-rate partner codes better than the low-rate model.
 
-    python scripts/ladder_switch.py --low plic/weights/hyperprior-mse-vr.safetensors \
+    python projects/ladder/ladder_switch.py --low plic/weights/hyperprior-mse-vr.safetensors \
         --high runs/hyperprior-m192-high/model.safetensors --data ../shared/datasets/train \
-        --out benchmarks/ladder_switch
+        --out runs/ladder_switch
 
 Both models minimise the same Lagrangian, ``R + lambda * 255^2 * MSE`` (bpp,
 MSE of [0, 1] pixels), so at each lambda the better model is the one with the
 lower mean cost. Measured with real files on 256x256 centre crops of training
 images (Kodak is kept for evaluation): the switch is the smallest lambda of the
 grid from which the partner's cost stays lower at every larger lambda. The
-result goes into ``plic.zoo.HIGH_RATE``.
+result is the ``switch`` of :class:`ladder.CodecLadder`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,76 @@
+"""A low-rate model and its high-rate partner coding as one codec (projects/ladder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ladder import CodecLadder  # beside this file: pytest puts its folder on sys.path
+
+from plic import bitstream, zoo
+from plic.codec import Codec
+from plic.errors import PlicError
+from plic.image_io import read_image
+
+
+def _model(path, seed, **config):
+    """A random model whose latents are large enough that its rate follows lambda."""
+    from plic.models import MeanScaleHyperprior
+
+    torch.manual_seed(seed)
+    m = MeanScaleHyperprior(N=32, M=48, **config)
+    with torch.no_grad():
+        m.g_a[6].weight.mul_(20)
+    zoo.save_weights(m, path)
+    return Codec(zoo.load_weights(path))
+
+
+@pytest.fixture(scope="module")
+def sample_image() -> Path:
+    return Path(__file__).resolve().parents[2] / "assets" / "chelsea.png"
+
+
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ladder")
+    low = _model(folder / "low.safetensors", 1, lambda_min=0.0018, lambda_max=0.0932)
+    high = _model(folder / "high.safetensors", 5, levels=3, lambda_min=0.01, lambda_max=0.5)
+    return CodecLadder(low, high, switch=0.03)
+
+
+def test_each_lambda_is_coded_by_its_rung_and_decoded_by_the_same(ladder, sample_image):
+    img = read_image(sample_image)
+    for lam, rung in ((0.002, ladder.low), (0.03, ladder.low), (0.031, ladder.high), (0.5, ladder.high)):
+        data = ladder.encode(img, lmbda=lam).data
+        f = bitstream.parse(data)
+        assert f.header.fingerprint == rung.model.fingerprint
+        assert ladder.pick(f.header.lmbda) is rung
+        pil, _ = ladder.decode(data)
+        assert np.array_equal(np.asarray(pil), np.asarray(rung.decode(data)[0]))
+    # quality keeps the low-rate model's mapping: quality 8 is its lambda_max, coded by the partner
+    assert ladder.resolve_lambda(quality=8) == pytest.approx(0.0932, rel=1e-6)
+    assert ladder.pick(ladder.resolve_lambda(quality=1)) is ladder.low
+
+
+def test_lambdas_outside_both_ranges_are_refused(ladder, sample_image):
+    img = read_image(sample_image)
+    assert ladder.resolve_lambda(lmbda=0.5) == pytest.approx(0.5)  # beyond the low model, inside the partner
+    for lam in (0.001, 0.6):
+        with pytest.raises(PlicError, match=r"outside this model's range \[0.0018, 0.5\]"):
+            ladder.encode(img, lmbda=lam)
+    with pytest.raises(ValueError, match="overlap"):
+        CodecLadder(ladder.low, ladder.high, switch=0.2)
+
+
+def test_rate_targets_search_the_rung_that_reaches_them(ladder, sample_image):
+    img = read_image(sample_image)
+    at_switch = ladder.low.encode(img, lmbda=ladder.switch).bpp
+    assert 0.1 < at_switch < 3  # the rate follows lambda: the targets below are real searches
+    for target, rung in ((at_switch * 0.5, ladder.low), (ladder.high.encode(img, lmbda=0.2).bpp, ladder.high)):
+        enc = ladder.encode_to_bpp(img, target)
+        f = bitstream.parse(enc.data)
+        assert f.header.fingerprint == rung.model.fingerprint
+        assert enc.bpp == pytest.approx(target, rel=0.01)
+
