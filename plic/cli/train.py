@@ -50,6 +50,8 @@ def _device(name: str) -> str:
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="decay of an exponential moving average of the weights, evaluated and written as "
                    "model.safetensors (e.g. 0.999); 0: the last weights")
+@click.option("--shortcut", is_flag=True,
+              help="hyperprior: a linear wavelet path beside both transforms (AuxT), for faster convergence")
 @click.option("--N", "n_channels", type=int, help="transform channels (model default if omitted)")
 @click.option("--M", "m_channels", type=int, help="latent channels (model default if omitted)")
 @click.option("--init", type=click.Path(dir_okay=False), help="start from these weights")
@@ -101,6 +103,8 @@ def _config(o):
     except ValueError:
         raise PlicError("--lr-milestones takes comma-separated fractions, e.g. 0.8,0.95") from None
     model_args = {k: v for k, v in (("N", o["n_channels"]), ("M", o["m_channels"])) if v}
+    if o["shortcut"]:
+        model_args["shortcut"] = True
     eval_every = o["eval_every"]
     if eval_every and not os.path.exists(o["eval_data"]):
         click.echo(f"plic: evaluation folder {o['eval_data']} not found; periodic evaluation is off", err=True)
@@ -109,6 +113,8 @@ def _config(o):
     same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
     model = o["model_name"] or (_init_model(o["init"]) if o["init"] else "hyperprior")
+    if o["shortcut"] and model != "hyperprior":
+        raise PlicError(f"--shortcut is an option of the hyperprior model, not of {model!r}")
     return TrainConfig(model=model, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
                        prefetch=prefetch, **{k: o[k] for k in same})

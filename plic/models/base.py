@@ -110,6 +110,10 @@ class VariableRateCodec(CompressionModel):
         """Constructor arguments, stored in weight files to rebuild the model."""
         raise NotImplementedError
 
+    def regularization(self) -> Tensor | None:
+        """A term the training loss adds (a model's own penalty on its weights); None: nothing."""
+        return None
+
     def quant_step(self, lmbda: Tensor) -> Tensor:
         """QVRF quantization step for each lambda, shaped to broadcast over NCHW."""
         lmbda = torch.as_tensor(lmbda, dtype=torch.float64).reshape(-1, 1, 1, 1)

@@ -21,6 +21,13 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec
+from plic.models.shortcut import (
+    ORTHO_WEIGHT,
+    InverseWaveletShortcut,
+    WaveletShortcut,
+    WithShortcuts,
+    orthogonality_penalty,
+)
 from plic.registry import register_model
 
 
@@ -35,6 +42,9 @@ class MeanScaleHyperprior(VariableRateCodec):
         elements: more bits go to side information at low rates, but a narrow
         model is no longer squeezed through 0.375 latent values per pixel at
         high rates (benchmarks/README.md, "Where the default model saturates").
+    shortcut: a linear wavelet path beside both transforms (AuxT,
+        :mod:`plic.models.shortcut`), trained with an orthogonality penalty;
+        4 levels only.
     """
 
     def __init__(
@@ -46,11 +56,14 @@ class MeanScaleHyperprior(VariableRateCodec):
         lambda_ref: float | None = None,
         post_filter: int | None = None,
         levels: int = 4,
+        shortcut: bool = False,
     ):
         super().__init__(lambda_min, lambda_max, lambda_ref)
         if levels not in (2, 3, 4):
             raise ValueError("levels must be 2, 3 or 4")
-        self.N, self.M, self.levels = int(N), int(M), int(levels)
+        if shortcut and levels != 4:
+            raise ValueError("the wavelet shortcut halves every stage: it needs levels=4")
+        self.N, self.M, self.levels, self.shortcut = int(N), int(M), int(levels), bool(shortcut)
         # y is 2**levels smaller than the image, z another 4 times (h_a's two stride-2 stages)
         self.y_stride = 2**levels
         self.stride = self.y_stride * 4
@@ -67,6 +80,13 @@ class MeanScaleHyperprior(VariableRateCodec):
             deconv(N, N, stride=s[1]), GDN(N, inverse=True),
             deconv(N, 3, stride=s[0]),
         )
+        if shortcut:
+            # taps after each stage's GDN (and the last convolution), where AuxT adds its path
+            self.g_a = WithShortcuts(list(self.g_a), [WaveletShortcut(3, N), WaveletShortcut(N, N),
+                                                      WaveletShortcut(N, N), WaveletShortcut(N, M)], (1, 3, 5, 6))
+            self.g_s = WithShortcuts(list(self.g_s), [InverseWaveletShortcut(M, N), InverseWaveletShortcut(N, N),
+                                                      InverseWaveletShortcut(N, N), InverseWaveletShortcut(N, 3)],
+                                     (1, 3, 5, 6))
         h_a = nn.Sequential(
             conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
             conv(N, N, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
@@ -94,4 +114,9 @@ class MeanScaleHyperprior(VariableRateCodec):
         cfg: Dict[str, Any] = {"N": self.N, "M": self.M, **self.rate_config()}
         if self.levels != 4:  # files of 4-level models keep the config they always had
             cfg["levels"] = self.levels
+        if self.shortcut:
+            cfg["shortcut"] = True
         return cfg
+
+    def regularization(self):
+        return ORTHO_WEIGHT * orthogonality_penalty(self) if self.shortcut else None

@@ -286,6 +286,10 @@ class Trainer:
             g["lr"] = self.cfg.lr_at(self.step)
         out = self.net(x, lmbda, autocast_dtype=PRECISIONS[self.cfg.precision])
         losses = self.recipe.codec_loss(out, x, lmbda)
+        penalty = self.model.regularization()
+        if penalty is not None:
+            losses = {**losses, "loss": losses["loss"] + penalty,
+                      "terms": {**losses.get("terms", {}), "regularization": penalty.detach()}}
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if self.cfg.clip_grad > 0:
