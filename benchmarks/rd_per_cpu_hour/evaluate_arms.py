@@ -40,14 +40,18 @@ def code_kodak(codec: Codec, lambdas: list[float], images: list[Path]) -> list[d
     out = []
     pictures = [read_image(p) for p in images]
     for lam in lambdas:
-        bpps, psnrs, msssims, t0 = [], [], [], time.perf_counter()
+        bpps, mses, psnrs, msssims, t0 = [], [], [], [], time.perf_counter()
         for img in pictures:
             enc = codec.encode(img, lmbda=lam)
             rec = quantize_rgb(codec.decode_file(bitstream.parse(enc.data))).cpu()
             bpps.append(8 * len(enc.data) / (img.height * img.width))
             psnrs.append(psnr(rec, img.rgb))
+            mses.append(float(((rec.double() - img.rgb.double()) ** 2).mean()))
             msssims.append(float(ms_ssim(rec.float(), img.rgb.float(), data_range=1.0)))
-        out.append({"lambda": lam, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),
+        bpp, mse = float(np.mean(bpps)), float(np.mean(mses))
+        out.append({"lambda": lam, "bpp": bpp, "mse": mse, "psnr": float(np.mean(psnrs)),
+                    # the Lagrangian every arm minimises, at the lambda it was coded with
+                    "rd_cost": bpp + lam * 255**2 * mse,
                     "ms_ssim": float(np.mean(msssims)), "seconds": time.perf_counter() - t0})
         print(f"  lambda {lam:g}: {out[-1]['bpp']:.4f} bpp, {out[-1]['psnr']:.2f} dB", flush=True)
     return out
@@ -95,7 +99,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "kodak"))
     ap.add_argument("--arm", nargs=3, action="append", metavar=("NAME", "WEIGHTS", "RUN"), required=True)
-    ap.add_argument("--lambdas", default="0.0018,0.0035,0.0067,0.013,0.025,0.0483")
+    ap.add_argument("--lambdas", default="0.0018,0.0035,0.0067,0.013,0.025,0.0483",
+                    help="lambdas of variable-rate arms")
+    ap.add_argument("--reference-lambdas", default="0.0001,0.0003,0.0009,0.0018,0.0035,0.0067,0.013,0.025",
+                    help="the default's curve (down to its lowest lambda, where undertrained arms land)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -105,7 +112,8 @@ def main() -> None:
     out = Path(args.out)
     (out / "points").mkdir(parents=True, exist_ok=True)
     print("reference: plic:hyperprior")
-    ref = evaluate(shipped_codec("hyperprior", exact=False), lambdas, images, out / "points")
+    ref = evaluate(shipped_codec("hyperprior", exact=False),
+                   [float(np.float32(x)) for x in args.reference_lambdas.split(",")], images, out / "points")
     rows = []
     for name, weights, run in args.arm:
         print(f"{name}: {weights}")
@@ -118,17 +126,18 @@ def main() -> None:
         rows.append({"arm": name, "weights": weights, **run_log(Path(run)), "points": points,
                      "rate_vs_default_percent": None if math.isnan(vs_ref) else vs_ref})
     (out / "arms.json").write_text(json.dumps({"images": len(images), "reference": ref, "arms": rows}, indent=1))
-    lines = ["| arm | steps | minutes | lambda | bpp | PSNR | MS-SSIM | rate vs default at equal PSNR |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | steps | minutes | lambda | bpp | PSNR | MS-SSIM | R + lambda D | rate vs default at equal PSNR |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         vs = "–" if r["rate_vs_default_percent"] is None else f"{r['rate_vs_default_percent']:+.1f} %"
         for i, p in enumerate(r["points"]):
             head = f"| {r['arm']} | {r['steps']} | {r['seconds'] / 60:.1f} |" if i == 0 else "| | | |"
             lines.append(f"{head} {p['lambda']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
+                         f"{p['rd_cost']:.4f} | "
                          f"{vs if i == 0 else ''} |")
     for p in ref:
         lines.append(f"| default (shipped, 65k steps) | | | {p['lambda']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | "
-                     f"{p['ms_ssim']:.4f} | 0 |")
+                     f"{p['ms_ssim']:.4f} | {p['rd_cost']:.4f} | 0 |")
     (out / "arms.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
