@@ -33,9 +33,10 @@ IMPORTABLE = {"mbt2018-mean": ("MeanScaleHyperprior", "hyperprior"),
               "elic2022-chandelier": ("Elic2022Chandelier", "elic-chandelier"),
               # variable rate (all eight levels in one file; no --quality)
               "mbt2018-mean-vbr": ("MeanScaleHyperpriorVbr", "hyperprior-vbr"),
-              "bmshj2018-hyperprior-vbr": ("ScaleHyperpriorVbr", "scale-hyperprior-vbr")}
+              "bmshj2018-hyperprior-vbr": ("ScaleHyperpriorVbr", "scale-hyperprior-vbr"),
+              "mbt2018-vbr": ("JointAutoregressiveHierarchicalPriorsVbr", "mbt2018-vbr")}
 #: the variable-rate ones
-VBR = ("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr")
+VBR = ("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr", "mbt2018-vbr")
 #: classes whose ``from_state_dict`` assumes M=320 (ELIC's): plic reads M off the checkpoint instead
 _M_FROM_CHECKPOINT = ("Elic2022Official", "Elic2022Chandelier")
 #: lambdas of CompressAI's zoo qualities 1..8 (its training script's table), by metric
@@ -133,6 +134,8 @@ def import_compressai(source: str, quality: Optional[int], out: Path, weights: O
 
 def twin_of(cls, state: Dict):
     """CompressAI's model of class ``cls`` holding ``state`` (strictly: a wrong architecture raises)."""
+    if cls.__name__ == "JointAutoregressiveHierarchicalPriorsVbr":  # its hyper-latent has one step
+        return cls.from_state_dict(state)
     if cls.__name__.endswith("Vbr"):
         # the zoo builds its vbr hyperpriors with a variable-step hyper-latent; a checkpoint shows which it has
         return cls.from_state_dict(state, vr_entbttlnck="gayn2zqstep.0.weight" in state)

@@ -23,7 +23,8 @@ def command(source, quality, metric, weights, lmbda, output, force):
 
     The zoo file is read from torch's hub cache (no network is used); --weights
     takes any checkpoint of that architecture. The file then works with every
-    plic command: compress --model-path, SGA+/SNIC, eval plic:FILE, train --init.
+    plic command: compress --model-path, SGA+/SNIC (not on the autoregressive
+    models), eval plic:FILE, train --init.
     Decompress finds imported weights by their fingerprint.
     """
     from plic.errors import PlicError

@@ -22,7 +22,7 @@ from plic.models.elic import ELIC, ELICChandelier
 from plic.models.hyperprior import MeanScaleHyperprior
 from plic.models.joint_autoregressive import Cheng2020Anchor, Cheng2020Attention, Mbt2018
 from plic.models.scale_hyperprior import ScaleHyperprior
-from plic.models.vbr import MeanScaleHyperpriorVbr, ScaleHyperpriorVbr, Vbr
+from plic.models.vbr import Mbt2018Vbr, MeanScaleHyperpriorVbr, ScaleHyperpriorVbr, Vbr
 
 #: plic class -> the CompressAI class with the same layers (both ways: a QVRF step folds into their
 #: first and last linear layers)
@@ -30,7 +30,8 @@ TWINS = {MeanScaleHyperprior: "MeanScaleHyperprior", ScaleHyperprior: "ScaleHype
 #: and the ones plic imports only (fixed-rate: nothing to fold)
 IMPORTS = {**TWINS, Mbt2018: "JointAutoregressiveHierarchicalPriors", Cheng2020Anchor: "Cheng2020Anchor",
            Cheng2020Attention: "Cheng2020Attention", ELIC: "Elic2022Official", ELICChandelier: "Elic2022Chandelier",
-           MeanScaleHyperpriorVbr: "MeanScaleHyperpriorVbr", ScaleHyperpriorVbr: "ScaleHyperpriorVbr"}
+           MeanScaleHyperpriorVbr: "MeanScaleHyperpriorVbr", ScaleHyperpriorVbr: "ScaleHyperpriorVbr",
+           Mbt2018Vbr: "JointAutoregressiveHierarchicalPriorsVbr"}
 
 #: plic's state-dict prefixes -> CompressAI ``MeanScaleHyperprior``'s
 _PREFIXES = (
@@ -52,6 +53,10 @@ _VBR_PREFIXES = (
     ("gaussian_conditional.", "latent_codec.gaussian_conditional."),
     ("Gain", "latent_codec.Gain"), ("QuantABCD.", "latent_codec.QuantABCD."),
     ("gayn2zqstep.", "latent_codec.gayn2zqstep."), ("lower_bound_zqstep.", "latent_codec.lower_bound_zqstep."),
+    # mbt2018-vbr's context model
+    ("context_prediction.", "latent_codec.context_prediction."),
+    ("entropy_parameters.", "latent_codec.entropy_parameters."),
+    ("scale_to_context.", "latent_codec.scale_to_context."),
 )
 
 

@@ -7,7 +7,10 @@ latent codecs (``quantizer="ste"``), and the checkerboard codec's two-pass
 forward, which calls ``compressai.latent_codecs.checkerboard.quantize_ste`` on
 ``y - means``. :func:`quantized_with` redirects all three to one function of
 the centred value, so every plic model (hyperprior, ELIC) is refined through
-its own, unchanged entropy model. :func:`fixed_hyper_latent` makes the hyper
+its own, unchanged entropy model. A latent codec that quantizes elsewhere
+(CompressAI's vbr models: :mod:`plic.models.vbr`) declares a
+``refine_quantizer`` attribute, None outside the block, and quantizes with it
+inside. :func:`fixed_hyper_latent` makes the hyper
 analysis return a given z, so z can be refined as a variable of its own (and
 coded as refined).
 """
@@ -33,11 +36,14 @@ def quantized_with(latent_codec: nn.Module, fn: Callable[[Tensor], Tensor]) -> I
             return fn(inputs)
         return means + fn(inputs - means)
 
-    patched, quantizers = [], []
+    patched, quantizers, own = [], [], []
     for module in latent_codec.modules():
         if isinstance(module, EntropyModel):
             module.quantize = quantize
             patched.append(module)
+        if hasattr(module, "refine_quantizer"):
+            module.refine_quantizer = fn
+            own.append(module)
         if isinstance(getattr(module, "quantizer", None), str):
             quantizers.append((module, module.quantizer))
             module.quantizer = "plic"  # neither "ste" nor "noise": no override of y_hat
@@ -49,6 +55,8 @@ def quantized_with(latent_codec: nn.Module, fn: Callable[[Tensor], Tensor]) -> I
         checkerboard.quantize_ste = original_ste
         for module in patched:
             del module.quantize
+        for module in own:
+            module.refine_quantizer = None
         for module, value in quantizers:
             module.quantizer = value
 
@@ -78,4 +86,6 @@ def fixed_hyper_latent(latent_codec: nn.Module, z: Optional[Tensor]) -> Iterator
 
 
 def hyper_analysis(latent_codec: nn.Module, y: Tensor) -> Tensor:
-    return latent_codec["hyper"].h_a(y)
+    """The hyper-latent of ``y`` (a latent codec whose hyper path sees another input says so: ``hyper_latent``)."""
+    own = getattr(latent_codec, "hyper_latent", None)
+    return own(y) if own is not None else latent_codec["hyper"].h_a(y)

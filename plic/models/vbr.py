@@ -19,9 +19,20 @@ nearest level's step, whose tables are built once and frozen in the weight
 file. At the eight trained lambdas a file codes what CompressAI's
 ``compress(s=level)`` codes.
 
-CompressAI's ``mbt2018-vbr`` (autoregressive context with offsets) is not
-here: its recursive offset reconstruction has no counterpart in plic's
-raster-scan coder yet.
+SGA+ and SNIC reach these models through :attr:`VbrLatentCodec.refine_quantizer`
+(set by :func:`plic.models.latent_hooks.quantized_with`): CompressAI's vbr
+entropy models quantize outside the ``EntropyModel.quantize`` that plic's hook
+replaces, so the latent codec applies the soft rounding itself, in the same
+places and steps as its coder (z in units of its level's step, y centred on its
+means), with the reconstruction offset phased in as the rounded value leaves
+zero.
+
+CompressAI's ``mbt2018-vbr`` adds Minnen's masked-convolution context to the
+mean-scale model, conditioned on the gain (``scale_to_context``); its context
+reads the reconstructions *with* their offsets, so coding, decoding and its
+training forward all go position by position in raster order
+(:class:`VbrRasterScanLatentCodec`, as CompressAI's own ``compress`` does).
+Encode-time refinement is refused on it, as on every autoregressive model.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import math
 from typing import Any, Dict, Sequence
 
 import torch
+import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneckVbr
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
@@ -80,6 +92,9 @@ class VbrLatentCodec(nn.Module):
             for name, _ in _Z_TABLES:
                 self.register_buffer(f"{name}_{i}", torch.zeros(0, dtype=torch.int32))
         self._bound = float(lambdas[0])
+        #: set by plic.models.latent_hooks.quantized_with for encode-time refinement: a
+        #: function of centred values (in units of the step) that forward uses to quantize
+        self.refine_quantizer = None
 
     def __getitem__(self, key: str) -> nn.Module:
         if key != "hyper":
@@ -146,6 +161,11 @@ class VbrLatentCodec(nn.Module):
             buf = getattr(eb, attr)
             buf.resize_(table.shape).copy_(table)
 
+    def hyper_latent(self, y_scaled: Tensor) -> Tensor:
+        """The hyper-latent the coder would code for ``y_scaled`` at the bound lambda."""
+        gain, _ = self._rate()
+        return self.hyper.analysis(y_scaled / gain.to(y_scaled))
+
     # --------------------------------------------------------------- coding
     def _gaussian_params(self, z_hat: Tensor):
         params = self.hyper.h_s(z_hat)
@@ -192,11 +212,16 @@ class VbrLatentCodec(nn.Module):
         return {"y_hat": y_hat_scaled}
 
     def forward(self, y_scaled: Tensor) -> Dict[str, Any]:
-        """Training surrogate at the bound lambda (CompressAI's stage 2): STE with offsets, noisy likelihoods."""
+        """Training surrogate at the bound lambda (CompressAI's stage 2): STE with offsets, noisy likelihoods.
+
+        With :attr:`refine_quantizer` set, the refinement surrogate instead (:meth:`_refined`).
+        """
         gain, level = self._rate()
         gain = gain.to(y_scaled)
         y = y_scaled / gain
         z = self.hyper.analysis(y)
+        if self.refine_quantizer is not None:
+            return self._refined(y, z, gain, level, self.refine_quantizer)
         eb = self.hyper.entropy_bottleneck
         if self.z_variable:
             z_hat, z_likelihoods = eb(z, qs=self._z_step(level).to(z), training=None, ste=False)
@@ -212,6 +237,171 @@ class VbrLatentCodec(nn.Module):
         _, y_likelihoods = self.gaussian_conditional(y_scaled, scales * gain, means=means * gain)
         return {"y_hat": y_hat_scaled, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
+    def _refined(self, y: Tensor, z: Tensor, gain: Tensor, level: int, fn) -> Dict[str, Any]:
+        """``fn`` in place of rounding, where and in the units the coder rounds; likelihoods of what it gives.
+
+        With ``fn = torch.round`` this is exactly what the file codes and the
+        decoder shows. The likelihoods are those of the coder's tables: z's
+        interval is its level's step wide (compressai's vbr forward passes the
+        step where the interval's flag goes and prices a unit interval).
+        """
+        eb = self.hyper.entropy_bottleneck
+        medians = eb._get_medians().reshape(1, -1, 1, 1)
+        qs = self._z_step(level).to(z) if self.z_variable else torch.ones((), dtype=z.dtype, device=z.device)
+        z_hat = medians + qs * fn((z - medians) / qs)
+        values = z_hat.transpose(0, 1).reshape(z_hat.shape[1], 1, -1)  # compressai's (C, 1, N) layout
+        if self.z_variable:
+            z_lik, _, _ = eb._likelihood_variable(values, qs=qs)
+        else:
+            z_lik, _, _ = eb._likelihood(values)
+        if eb.use_likelihood_bound:
+            z_lik = eb.likelihood_lower_bound(z_lik)
+        z_lik = z_lik.reshape(z_hat.shape[1], z_hat.shape[0], *z_hat.shape[2:]).transpose(0, 1)
+        scales, means = self._gaussian_params(z_hat)
+        q = fn((y - means) * gain)
+        # the decoder moves a nonzero symbol towards zero by the offset; the gate |q| (at most 1)
+        # is 0 at zero and 1 at every other integer, so hard rounding reconstructs exactly
+        stdev = self.gaussian_conditional.lower_bound_scale(scales * gain)
+        both = torch.stack((stdev, gain.to(stdev).expand_as(stdev)), dim=4)
+        offsets = -self.QuantABCD(both).squeeze(4)
+        y_hat_scaled = q + torch.sign(q) * offsets * q.abs().clamp(max=1) + means * gain
+        gc = self.gaussian_conditional
+        y_lik = gc._likelihood(q + means * gain, scales * gain, means * gain)
+        if gc.use_likelihood_bound:
+            y_lik = gc.likelihood_lower_bound(y_lik)
+        return {"y_hat": y_hat_scaled, "likelihoods": {"y": y_lik, "z": z_lik}}
+
+
+class VbrRasterScanLatentCodec(VbrLatentCodec):
+    """CompressAI's ``mbt2018-vbr`` latent coding: the hyperprior of :class:`VbrLatentCodec` plus a 5x5
+    masked context over the reconstructed latent (offsets included), shifted by a function of the gain.
+
+    Coded position by position in raster order, as CompressAI's ``_compress_ar``
+    / ``_decompress_ar`` do: the same symbols, indexes and reconstructions.
+    """
+
+    KERNEL = 5
+    PAD = 2
+
+    def __init__(self, twin, lambdas: Sequence[float]):
+        super().__init__(twin, lambdas, with_means=True)
+        self.context_prediction = twin.context_prediction
+        self.entropy_parameters = twin.entropy_parameters
+        self.scale_to_context = twin.scale_to_context
+
+    def _gaussian_params(self, z_hat: Tensor):
+        raise NotImplementedError("the context model's parameters are per position (_at)")
+
+    def _at(self, y_hat: Tensor, params: Tensor, h: int, w: int, weight: Tensor, ctx_gain: Tensor):
+        """Scales and means of position (h, w) from the causal neighbourhood of the padded ``y_hat``."""
+        crop = y_hat[:, :, h: h + self.KERNEL, w: w + self.KERNEL].clone()  # y_hat changes in place later
+        ctx = F.conv2d(crop, weight, bias=self.context_prediction.bias) + ctx_gain
+        scales, means = self.entropy_parameters(torch.cat((params[:, :, h: h + 1, w: w + 1], ctx), 1)).chunk(2, 1)
+        return scales, means
+
+    def _reconstruct(self, q: Tensor, scales: Tensor, means: Tensor, gain: Tensor) -> Tensor:
+        q_abs = q.abs()
+        return torch.sign(q) * (q_abs + self._offsets(q_abs, scales, gain)) / gain + means
+
+    def _context(self, gain: Tensor):
+        weight = self.context_prediction.weight * self.context_prediction.mask
+        ctx_gain = self.scale_to_context(gain.reshape(1, 1).to(weight)).view(1, -1, 1, 1)
+        return weight, ctx_gain
+
+    def _hyper(self, y: Tensor, level: int, coded: bool):
+        eb, kw = self.hyper.entropy_bottleneck, self._z_code(level)
+        z = self.hyper.analysis(y)
+        if coded:
+            z_strings = eb.compress(z, **kw)
+            return z_strings, z.shape[-2:], eb.decompress(z_strings, z.shape[-2:], **kw).to(y)
+        _, z_likelihoods = eb(z)
+        medians = eb._get_medians().reshape(1, -1, 1, 1)
+        return z_likelihoods, z.shape[-2:], quantize_ste(z - medians) + medians
+
+    def compress(self, y_scaled: Tensor) -> Dict[str, Any]:
+        from compressai.ans import BufferedRansEncoder
+
+        gain, level = self._rate()
+        gain = gain.to(y_scaled)
+        y = y_scaled / gain
+        z_strings, z_shape, z_hat = self._hyper(y, level, coded=True)
+        params = self.hyper.h_s(z_hat)
+        weight, ctx_gain = self._context(gain)
+        gc = self.gaussian_conditional
+        tables = gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist()
+        height, width = y.shape[-2:]
+        y_strings = []
+        for i in range(y.shape[0]):
+            y_hat = F.pad(y[i: i + 1], (self.PAD,) * 4)  # only the causal (already replaced) positions are read
+            symbols, indexes = [], []
+            for h in range(height):
+                for w in range(width):
+                    scales, means = self._at(y_hat, params[i: i + 1], h, w, weight, ctx_gain)
+                    centred = (y_hat[:, :, h + self.PAD: h + self.PAD + 1, w + self.PAD: w + self.PAD + 1] - means) * gain
+                    q = torch.sign(centred) * torch.round(centred.abs())
+                    y_hat[:, :, h + self.PAD: h + self.PAD + 1, w + self.PAD: w + self.PAD + 1] = \
+                        self._reconstruct(q, scales, means, gain)
+                    symbols.extend(q.int().flatten().tolist())
+                    indexes.extend(gc.build_indexes(scales * gain).flatten().tolist())
+            encoder = BufferedRansEncoder()
+            encoder.encode_with_indexes(symbols, indexes, *tables)
+            y_strings.append(encoder.flush())
+        return {"strings": [y_strings, z_strings], "shape": {"y": (height, width), "hyper": tuple(z_shape)}}
+
+    def decompress(self, strings, shape, **kwargs) -> Dict[str, Any]:
+        from compressai.ans import RansDecoder
+
+        gain, level = self._rate()
+        eb, kw = self.hyper.entropy_bottleneck, self._z_code(level)
+        dtype = self.Gain.dtype
+        gain = gain.to(dtype)
+        z_hat = eb.decompress(strings[1], tuple(shape["hyper"]), **kw).to(dtype)
+        params = self.hyper.h_s(z_hat)
+        weight, ctx_gain = self._context(gain)
+        gc = self.gaussian_conditional
+        tables = gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist()
+        height, width = shape["y"]
+        y_hat = torch.zeros(len(strings[0]), self.context_prediction.in_channels, height + 2 * self.PAD,
+                            width + 2 * self.PAD, dtype=dtype)
+        for i, y_string in enumerate(strings[0]):
+            decoder = RansDecoder()
+            decoder.set_stream(y_string)
+            item = y_hat[i: i + 1]
+            for h in range(height):
+                for w in range(width):
+                    scales, means = self._at(item, params[i: i + 1], h, w, weight, ctx_gain)
+                    symbols = decoder.decode_stream(gc.build_indexes(scales * gain).flatten().tolist(), *tables)
+                    q = torch.tensor(symbols, dtype=dtype).view(1, -1, 1, 1)
+                    item[:, :, h + self.PAD: h + self.PAD + 1, w + self.PAD: w + self.PAD + 1] = \
+                        self._reconstruct(q, scales, means, gain)
+        y_hat = y_hat[:, :, self.PAD: self.PAD + height, self.PAD: self.PAD + width]
+        return {"y_hat": y_hat * gain}
+
+    def forward(self, y_scaled: Tensor) -> Dict[str, Any]:
+        """CompressAI's stage-2 training forward (``_stequantization``): recursive, STE with offsets."""
+        if self.refine_quantizer is not None:
+            raise ValueError("encode-time refinement does not reach an autoregressive context")
+        gain, level = self._rate()
+        gain = gain.to(y_scaled)
+        y = y_scaled / gain
+        z_likelihoods, _, z_hat = self._hyper(y, level, coded=False)
+        params = self.hyper.h_s(z_hat)
+        weight, ctx_gain = self._context(gain)
+        height, width = y.shape[-2:]
+        y_hat = F.pad(y, (self.PAD,) * 4)
+        y_likelihoods = torch.zeros_like(y)
+        for h in range(height):
+            for w in range(width):
+                scales, means = self._at(y_hat, params, h, w, weight, ctx_gain)
+                at = (slice(None), slice(None), slice(h + self.PAD, h + self.PAD + 1), slice(w + self.PAD, w + self.PAD + 1))
+                centred = (y_hat[at].clone() - means) * gain
+                _, y_likelihoods[:, :, h: h + 1, w: w + 1] = self.gaussian_conditional(centred, scales * gain)
+                signs = torch.sign(centred).detach()
+                q_abs = quantize_ste(centred.abs())
+                y_hat[at] = signs * (q_abs + self._offsets(q_abs, scales, gain)) / gain + means
+        y_hat = y_hat[:, :, self.PAD: self.PAD + height, self.PAD: self.PAD + width]
+        return {"y_hat": y_hat * gain, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
 
 class Vbr(VariableRateCodec):
     """Args: N, M as in the CompressAI class; ``z_variable``: the zoo's variable-step hyper-latent
@@ -219,16 +409,11 @@ class Vbr(VariableRateCodec):
 
     compressai_class = "?"
     with_means = False
-    #: why SGA+ / SNIC refuse this model (plic.refine.problem.check_refinable)
-    not_refinable = ("its variable-rate entropy models quantize outside the hooks encode-time refinement "
-                     "replaces (CompressAI's vbr classes)")
 
     def __init__(self, N: int = 192, M: int = 320, z_variable: bool = True,
                  lambda_min: float = COMPRESSAI_MSE_LAMBDAS[0], lambda_max: float = COMPRESSAI_MSE_LAMBDAS[-1],
                  lambda_ref: float | None = None):
-        import compressai.models.vbr as vbr
-
-        twin = getattr(vbr, self.compressai_class)(N, M, vr_entbttlnck=bool(z_variable))
+        twin = self._twin(N, M, z_variable)
         lambdas = [lam for lam in twin.lmbda if lambda_min * (1 - 1e-6) <= lam <= lambda_max * (1 + 1e-6)]
         if len(lambdas) != len(twin.lmbda):
             raise ValueError(f"{self.compressai_class} covers lambda {twin.lmbda[0]:g}..{twin.lmbda[-1]:g}")
@@ -236,8 +421,17 @@ class Vbr(VariableRateCodec):
         self.N, self.M, self.z_variable = int(N), int(M), bool(z_variable)
         self.y_stride, self.stride = 16, 64
         self.g_a, self.g_s = twin.g_a, twin.g_s
-        self.latent_codec = VbrLatentCodec(twin, twin.lmbda, with_means=self.with_means)
+        self.latent_codec = self._latent_codec(twin)
         self.latent_codec.bind(lambdas[0])
+
+    @classmethod
+    def _twin(cls, N: int, M: int, z_variable: bool):
+        import compressai.models.vbr as vbr
+
+        return getattr(vbr, cls.compressai_class)(N, M, vr_entbttlnck=bool(z_variable))
+
+    def _latent_codec(self, twin) -> VbrLatentCodec:
+        return VbrLatentCodec(twin, twin.lmbda, with_means=self.with_means)
 
     def config(self) -> Dict[str, Any]:
         return {"N": self.N, "M": self.M, "z_variable": self.z_variable, **self.rate_config()}
@@ -294,3 +488,27 @@ class ScaleHyperpriorVbr(Vbr):
 class MeanScaleHyperpriorVbr(Vbr):
     compressai_class = "MeanScaleHyperpriorVbr"
     with_means = True
+
+
+@register_model("mbt2018-vbr")
+class Mbt2018Vbr(Vbr):
+    """CompressAI's ``mbt2018-vbr``: its hyper-latent has one fixed step (no ``z_variable``)."""
+
+    compressai_class = "JointAutoregressiveHierarchicalPriorsVbr"
+    with_means = True
+    #: why SGA+ / SNIC refuse this model (plic.refine.problem.check_refinable)
+    not_refinable = "its autoregressive context reads reconstructions the optimisation cannot soften"
+
+    def __init__(self, N: int = 192, M: int = 320, z_variable: bool = False, **kwargs):
+        if z_variable:
+            raise ValueError("mbt2018-vbr's hyper-latent has a fixed step")
+        super().__init__(N, M, z_variable=False, **kwargs)
+
+    @classmethod
+    def _twin(cls, N: int, M: int, z_variable: bool):
+        import compressai.models.vbr as vbr
+
+        return vbr.JointAutoregressiveHierarchicalPriorsVbr(N, M)
+
+    def _latent_codec(self, twin) -> VbrLatentCodec:
+        return VbrRasterScanLatentCodec(twin, twin.lmbda)

@@ -126,7 +126,11 @@ class FrozenProblem:
         ph, pw = (-self.h) % stride, (-self.w) % stride
         self.x0 = x  # the original: every distortion is measured against it
         self.x0_padded = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
-        self.a = self.model.quant_step(torch.tensor([lmbda])).to(self.device, torch.float32)
+        # a constant of the problem (a vbr model's step comes from its gain parameters: no graph to keep)
+        self.a = self.model.quant_step(torch.tensor([lmbda])).detach().to(self.device, torch.float32)
+        bind = getattr(self.lc, "bind", None)
+        if bind is not None:  # entropy models that depend on the rate (CompressAI's vbr) code at lmbda
+            bind(float(lmbda))
         self.pixels = self.h * self.w
 
     def analysis(self, x: Tensor) -> Tensor:
