@@ -98,3 +98,47 @@ def test_plic_train_shortcut_logs_the_penalty_and_refuses_other_models(tmp_path)
                        timeout=300)
     assert r.returncode == 1 and r.stderr.strip() == "plic: --shortcut is an option of the hyperprior model, not of 'elic'"
     assert not (tmp_path / "elic").exists()
+
+
+def test_plic_trains_defaults_for_a_new_model_a_resumed_run_and_a_finetune(tmp_path):
+    """The shortcut is on for a new hyperprior; a run folder written without it resumes without it; --init
+    decides, and a flag that contradicts --init's architecture is refused. The learning rate: 5e-4 after a
+    50-step warmup for a new model, 1e-4 without warmup for a finetune, a resumed run's own."""
+    import json
+    import subprocess
+    import sys
+
+    def config(run):
+        return json.loads((tmp_path / run / "state.json").read_text())["config"]
+
+    from PIL import Image
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (80, 90, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    base = [sys.executable, "-m", "plic", "train", "--lambda", "0.01", "--data", str(data), "--batch-size", "2",
+            "--crop", "64", "--eval-every", "0", "--N", "16", "--M", "24", "--no-progress"]
+
+    def train(*args):
+        return subprocess.run(base + list(args), capture_output=True, text=True, timeout=300)
+
+    r = train("--steps", "1", "--out", str(tmp_path / "new"))
+    assert r.returncode == 0, r.stderr
+    assert zoo.load_weights(tmp_path / "new" / "model.safetensors").shortcut
+    assert (config("new")["lr"], config("new")["warmup_steps"]) == (5e-4, 50)
+    r = train("--steps", "1", "--no-shortcut", "--lr", "2e-4", "--out", str(tmp_path / "plain"))
+    assert r.returncode == 0, r.stderr
+    r = train("--steps", "2", "--out", str(tmp_path / "plain"))  # resumed with no flag: keeps its settings
+    assert r.returncode == 0 and "resuming" in r.stderr, r.stderr
+    assert not zoo.load_weights(tmp_path / "plain" / "model.safetensors").shortcut
+    assert config("plain")["lr"] == 2e-4
+    plain = str(tmp_path / "plain" / "model.safetensors")
+    r = train("--steps", "1", "--init", plain, "--out", str(tmp_path / "ft"))  # --init's architecture
+    assert r.returncode == 0, r.stderr
+    assert not zoo.load_weights(tmp_path / "ft" / "model.safetensors").shortcut
+    assert (config("ft")["lr"], config("ft")["warmup_steps"]) == (1e-4, 0)
+    r = train("--steps", "1", "--init", plain, "--shortcut", "--out", str(tmp_path / "ft2"))
+    assert r.returncode == 1 and r.stderr.strip().startswith("plic: --init") and "has no wavelet shortcut" in r.stderr
+    assert not (tmp_path / "ft2").exists()
