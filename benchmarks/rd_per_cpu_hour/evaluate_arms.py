@@ -8,8 +8,9 @@ Each arm is NAME WEIGHTS RUN_FOLDER (its log gives the steps and the wall-clock 
 A fixed-rate arm codes every Kodak image at its lambda; a variable-rate one at each ``--lambdas``.
 The reference (the shipped default, ``plic:hyperprior``) codes at the same lambdas. For each arm:
 mean bpp (file bytes), PSNR and MS-SSIM, and the rate it needs against the reference at equal
-quality: a BD-rate over the PSNR range both curves cover when the arm has a curve, and for a single
-point the reference's rate interpolated (PCHIP over PSNR -> log bpp) at that point's PSNR. Results
+quality: BD-rates (PSNR and MS-SSIM) over the range both curves cover when the arm has a curve, and
+for every point the reference's rate interpolated (PCHIP over PSNR -> log bpp) at that point's PSNR,
+which shows where on the curve an arm gains or loses. Results
 per model are cached in OUT/points/<fingerprint>.json, so a rerun codes only new weights.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import time
@@ -57,13 +59,25 @@ def code_kodak(codec: Codec, lambdas: list[float], images: list[Path]) -> list[d
     return out
 
 
-def rate_at_psnr(points: list[dict], at: float) -> float:
-    """The reference's bpp at PSNR ``at`` (PCHIP of log bpp over PSNR); NaN outside its curve."""
-    p = sorted(points, key=lambda q: q["psnr"])
-    x = np.array([q["psnr"] for q in p])
+def rate_at(points: list[dict], at: float, metric: str = "psnr") -> float:
+    """The reference's bpp at quality ``at`` (PCHIP of log bpp over ``metric``); NaN outside its curve."""
+    p = sorted(points, key=lambda q: q[metric])
+    x = np.array([q[metric] for q in p])
     if not x[0] <= at <= x[-1]:
         return float("nan")
     return float(np.exp(PchipInterpolator(x, np.log([q["bpp"] for q in p]))(at)))
+
+
+def rate_vs(ref: list[dict], points: list[dict], metric: str) -> float:
+    """Rate (percent) against the reference at equal ``metric``: a BD-rate for a curve, the
+    interpolated reference rate for one point; NaN where the curves do not overlap."""
+    if len(points) == 1:
+        return 100 * (points[0]["bpp"] / rate_at(ref, points[0][metric], metric) - 1)
+    try:
+        return bd_rate([p["bpp"] for p in ref], [p[metric] for p in ref],
+                       [p["bpp"] for p in points], [p[metric] for p in points])
+    except ValueError:
+        return float("nan")
 
 
 def run_log(folder: Path) -> dict:
@@ -85,7 +99,9 @@ def run_log(folder: Path) -> dict:
 def evaluate(codec: Codec, lambdas: list[float], images: list[Path], cache: Path) -> list[dict]:
     m = codec.model
     lams = lambdas if m.variable_rate else [float(np.float32(m.lambda_max))]
-    path = cache / f"{m.fingerprint.hex()[:16]}.json"
+    # keyed by weights and image set: a run on a few images must not stand in for all of Kodak
+    images_digest = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:8]
+    path = cache / f"{m.fingerprint.hex()[:16]}-{images_digest}.json"
     done = json.loads(path.read_text()) if path.is_file() else []
     have = {round(d["lambda"], 8) for d in done}
     todo = [lam for lam in lams if round(lam, 8) not in have]
@@ -93,6 +109,14 @@ def evaluate(codec: Codec, lambdas: list[float], images: list[Path], cache: Path
         done = sorted(done + code_kodak(codec, todo, images), key=lambda d: d["lambda"])
         path.write_text(json.dumps(done, indent=1))
     return [d for d in done if round(d["lambda"], 8) in {round(x, 8) for x in lams}]
+
+
+def _finite(x: float):
+    return None if math.isnan(x) else x
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{x:+.1f} %"
 
 
 def main() -> None:
@@ -118,26 +142,24 @@ def main() -> None:
     for name, weights, run in args.arm:
         print(f"{name}: {weights}")
         points = evaluate(Codec(load_weights(weights), exact=False), lambdas, images, out / "points")
-        if len(points) > 1:
-            vs_ref = bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
-                             [p["bpp"] for p in points], [p["psnr"] for p in points])
-        else:
-            vs_ref = 100 * (points[0]["bpp"] / rate_at_psnr(ref, points[0]["psnr"]) - 1)
+        for p in points:
+            # where on the curve an arm gains or loses: the rate of this point against the default's
+            p["rate_vs_default_percent"] = _finite(100 * (p["bpp"] / rate_at(ref, p["psnr"]) - 1))
         rows.append({"arm": name, "weights": weights, **run_log(Path(run)), "points": points,
-                     "rate_vs_default_percent": None if math.isnan(vs_ref) else vs_ref})
+                     "rate_vs_default_percent": _finite(rate_vs(ref, points, "psnr")),
+                     "rate_vs_default_ms_ssim_percent": _finite(rate_vs(ref, points, "ms_ssim"))})
     (out / "arms.json").write_text(json.dumps({"images": len(images), "reference": ref, "arms": rows}, indent=1))
-    lines = ["| arm | steps | minutes | lambda | bpp | PSNR | MS-SSIM | R + lambda D | rate vs default at equal PSNR |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | steps | minutes | lambda | bpp | PSNR | MS-SSIM | R + lambda D | rate vs default at this "
+             "point's PSNR | BD-rate vs default: PSNR, MS-SSIM |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        vs = "–" if r["rate_vs_default_percent"] is None else f"{r['rate_vs_default_percent']:+.1f} %"
+        bd = f"{_pct(r['rate_vs_default_percent'])}, {_pct(r['rate_vs_default_ms_ssim_percent'])}"
         for i, p in enumerate(r["points"]):
             head = f"| {r['arm']} | {r['steps']} | {r['seconds'] / 60:.1f} |" if i == 0 else "| | | |"
             lines.append(f"{head} {p['lambda']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
-                         f"{p['rd_cost']:.4f} | "
-                         f"{vs if i == 0 else ''} |")
+                         f"{p['rd_cost']:.4f} | {_pct(p['rate_vs_default_percent'])} | {bd if i == 0 else ''} |")
     for p in ref:
         lines.append(f"| default (shipped, 65k steps) | | | {p['lambda']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | "
-                     f"{p['ms_ssim']:.4f} | {p['rd_cost']:.4f} | 0 |")
+                     f"{p['ms_ssim']:.4f} | {p['rd_cost']:.4f} | 0 | |")
     (out / "arms.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
