@@ -11,7 +11,7 @@ mean bpp (file bytes), PSNR and MS-SSIM, and the rate it needs against the refer
 quality: BD-rates (PSNR and MS-SSIM) over the range both curves cover when the arm has a curve, and
 for every point the reference's rate interpolated (PCHIP over PSNR -> log bpp) at that point's PSNR,
 which shows where on the curve an arm gains or loses. Results
-per model are cached in OUT/points/<fingerprint>.json, so a rerun codes only new weights.
+per model and image set are cached in OUT/points/<fingerprint>-<image set>.json, so a rerun codes only new weights.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def main() -> None:
         points = evaluate(Codec(load_weights(weights), exact=False), lambdas, images, out / "points")
         for p in points:
             # where on the curve an arm gains or loses: the rate of this point against the default's
-            p["rate_vs_default_percent"] = _finite(100 * (p["bpp"] / rate_at(ref, p["psnr"]) - 1))
+            p["rate_vs_default_percent"] = _finite(rate_vs(ref, [p], "psnr"))
         rows.append({"arm": name, "weights": weights, **run_log(Path(run)), "points": points,
                      "rate_vs_default_percent": _finite(rate_vs(ref, points, "psnr")),
                      "rate_vs_default_ms_ssim_percent": _finite(rate_vs(ref, points, "ms_ssim"))})
