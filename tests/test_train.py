@@ -206,6 +206,71 @@ def test_prefetching_draws_the_same_batches_and_resumes_exactly(image_folder, tm
     resumed.close()
 
 
+@pytest.fixture(scope="module")
+def large_images(tmp_path_factory):
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("large")
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (130 + i, 140, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(d / "small.png")
+    return d
+
+
+def test_crop_stages_reshape_the_batches_and_resume_exactly(large_images, tmp_path):
+    cfg = _cfg(large_images, 6)
+    cfg.crop_stages = [[0.5, 128, 1]]  # the last half on larger crops, one at a time
+    assert [cfg.shape_at(s) for s in range(6)] == [(64, 2)] * 3 + [(128, 1)] * 3
+    plain = Trainer(cfg, tmp_path / "plain", log=lambda m: None)
+    ahead_cfg = _cfg(large_images, 6)
+    ahead_cfg.crop_stages, ahead_cfg.prefetch = cfg.crop_stages, 3
+    ahead = Trainer(ahead_cfg, tmp_path / "ahead", log=lambda m: None)
+    for step in range(6):
+        (xa, la), (xb, lb) = plain.next_batch(), ahead.next_batch()
+        crop, batch = cfg.shape_at(step)
+        assert xa.shape == (batch, 3, crop, crop) and la.shape == (batch,)
+        assert torch.equal(xa, xb) and torch.equal(la, lb)  # the thread draws each step's shape too
+        plain.step += 1
+        ahead.step += 1
+    ahead.close()
+    # killed after the switch (checkpoint at step 4, step 5 lost), then resumed: the same run
+    Trainer(cfg, tmp_path / "a", log=lambda m: None).run(progress=False)
+    t = Trainer(cfg, tmp_path / "b", log=lambda m: None)
+    for _ in range(4):
+        t.train_step()
+    t.save_checkpoint()
+    t.train_step()
+    Trainer(cfg, tmp_path / "b", log=lambda m: None).run(progress=False)
+    ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
+    rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
+    assert [r["loss"] for r in ra][4:] == [r["loss"] for r in rb]
+
+
+def test_crop_stages_are_checked(large_images, tmp_path):
+    cfg = _cfg(large_images, 4)
+    cfg.crop_stages = [[0.5, 192, 1]]  # every image here is under 192 pixels high
+    with pytest.raises(PlicError, match="no training image is that large"):
+        Trainer(cfg, tmp_path / "big", log=lambda m: None)
+    cfg.crop_stages = [[0.5, 96, 1]]
+    with pytest.raises(PlicError, match="multiple of 64"):
+        Trainer(cfg, tmp_path / "odd", log=lambda m: None)
+    cfg.crop_stages = [[0.75, 128, 1], [0.5, 64, 2]]
+    with pytest.raises(PlicError, match="increasing fractions"):
+        Trainer(cfg, tmp_path / "order", log=lambda m: None)
+    cfg.crop_stages = [[0.5, 128, 1]]
+    Trainer(cfg, tmp_path / "ok", log=lambda m: None).run(progress=False)
+    cfg.crop_stages = [[0.75, 128, 1]]  # a resumed run keeps its schedule
+    with pytest.raises(PlicError, match="crop_stages"):
+        Trainer(cfg, tmp_path / "ok", log=lambda m: None).run(progress=False)
+    data = RandomCrops([large_images], crop=64)
+    assert len(data) == 3 and len(data.usable(131)) == 1
+    assert data.sample(2, torch.Generator().manual_seed(0), 131).shape == (2, 3, 131, 131)
+    with pytest.raises(ValueError, match="at least 64"):
+        data.sample(1, torch.Generator(), 32)
+
+
 def test_a_run_written_before_newer_settings_existed_still_resumes(image_folder, tmp_path):
     import json
 

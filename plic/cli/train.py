@@ -42,6 +42,10 @@ def _device(name: str) -> str:
 @click.option("--steps", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--crop", type=click.IntRange(min=64), default=128, show_default=True)
+@click.option("--crop-stage", "crop_stages", type=(click.FloatRange(0, 1, min_open=True), click.IntRange(min=64),
+                                                  click.IntRange(min=1)), multiple=True, metavar="FROM CROP BATCH",
+              help="from this fraction of --steps on, crops of CROP pixels in batches of BATCH (repeatable; "
+                   "e.g. 0.9 256 2: a model that only saw small crops can fail on whole images)")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
               help="peak learning rate [default: 5e-4 for a new model, 1e-4 with --init; a resumed run's own]")
 @click.option("--lr-milestones", default="0.85", show_default=True, help="fractions of --steps where lr drops")
@@ -139,7 +143,8 @@ def _config(o):
         raise PlicError(f"--shortcut is an option of the hyperprior model, not of {model!r}")
     return TrainConfig(model=model, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
-                       prefetch=prefetch, **{k: o[k] for k in same})
+                       prefetch=prefetch, crop_stages=[[f, c, b] for f, c, b in o["crop_stages"]],
+                       **{k: o[k] for k in same})
 
 
 def _resumed_config(out):

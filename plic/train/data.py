@@ -71,23 +71,38 @@ class RandomCrops:
         if not self.images:
             raise PlicError(f"no usable training images of at least {crop}x{crop} pixels")
         self.skipped = skipped
+        self._usable: dict = {}
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def sample(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
-        out = torch.empty(batch_size, 3, self.crop, self.crop)
+    def usable(self, crop: int) -> List[int]:
+        """Indices of the images at least ``crop`` pixels on their short side (larger crops than the
+        one the set was built for draw from fewer images)."""
+        if crop not in self._usable:
+            self._usable[crop] = [i for i, im in enumerate(self.images) if min(im.shape[1:]) >= crop]
+        return self._usable[crop]
+
+    def sample(self, batch_size: int, gen: torch.Generator, crop: int | None = None) -> torch.Tensor:
+        """``batch_size`` crops of ``crop`` pixels (default: the set's own; not below it)."""
+        crop = self.crop if crop is None else int(crop)
+        if crop < self.crop:
+            raise ValueError(f"this set was built for crops of at least {self.crop} pixels, not {crop}")
+        pool = self.usable(crop)
+        if not pool:
+            raise PlicError(f"no training image is at least {crop}x{crop} pixels")
+        out = torch.empty(batch_size, 3, crop, crop)
         lo, hi = self.scale_range
         for i in range(batch_size):
-            img = self.images[int(torch.randint(len(self.images), (1,), generator=gen))]
+            img = self.images[pool[int(torch.randint(len(pool), (1,), generator=gen))]]
             _, h, w = img.shape
             s = lo + (hi - lo) * float(torch.rand(1, generator=gen))
-            side = min(int(round(self.crop / s)), h, w)  # never crop past the image
+            side = min(int(round(crop / s)), h, w)  # never crop past the image
             r = int(torch.randint(h - side + 1, (1,), generator=gen))
             c = int(torch.randint(w - side + 1, (1,), generator=gen))
             patch = img[:, r:r + side, c:c + side].float().unsqueeze(0) / 255
-            if side != self.crop:
-                patch = F.interpolate(patch, size=(self.crop, self.crop), mode="bilinear",
+            if side != crop:
+                patch = F.interpolate(patch, size=(crop, crop), mode="bilinear",
                                       antialias=True, align_corners=False)
             if float(torch.rand(1, generator=gen)) < 0.5:
                 patch = patch.flip(-1)

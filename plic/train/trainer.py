@@ -19,13 +19,14 @@ continues from it and produces the same numbers as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -57,6 +58,9 @@ class TrainConfig:
     steps: int = 100_000
     batch_size: int = 8
     crop: int = 128
+    # later stages of a crop schedule: [from_fraction, crop, batch_size], the fraction of --steps where
+    # each takes over (a model trained only on small crops can fail on whole images; see shape_at)
+    crop_stages: List[List] = field(default_factory=list)
     lr: float = 1e-4
     aux_lr: float = 1e-3
     lr_milestones: List[float] = field(default_factory=lambda: [0.85])
@@ -85,9 +89,23 @@ class TrainConfig:
                 lr *= self.lr_gamma
         return lr
 
+    def shape_at(self, step: int) -> Tuple[int, int]:
+        """(crop, batch size) of the batch of ``step``.
+
+        Why a schedule: a hyperprior trained only on 128x128 crops sees a hyper-latent of 2x2, every
+        cell of it at the border; with the wavelet shortcut at peak lr the hyper-synthesis learned to
+        rely on that (20k steps: 0.02 bpp on Kodak's 128x128 tiles, 0.7 bpp on the whole image).
+        A late stage on large crops fixes it in a few hundred steps (benchmarks/rd_per_cpu_hour).
+        """
+        shape = (self.crop, self.batch_size)
+        for start, crop, batch in self.crop_stages:
+            if step >= start * self.steps:
+                shape = (int(crop), int(batch))
+        return shape
+
     # fields that must not change when a run is resumed
     IMMUTABLE = ("model", "model_args", "lambda_min", "lambda_max", "metric", "batch_size", "crop", "seed", "recipe",
-                 "ema")
+                 "ema", "crop_stages")
 
 
 #: --precision -> autocast dtype of the transforms
@@ -110,7 +128,6 @@ class Trainer:
         self.device = device
         self.log = log if self.world.main else (lambda msg: None)
         distributed.init(self.world, self.device)
-        self.out.mkdir(parents=True, exist_ok=True)
         # the same seed on every rank gives every replica the same initial
         # weights; the data generator below differs per rank
         torch.manual_seed(cfg.seed)
@@ -153,12 +170,22 @@ class Trainer:
         # rank 0 keeps the plain seed, so a one-process run is unchanged
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.world.rank)
         self.step = 0
-        self.data = RandomCrops(cfg.data, crop=cfg.crop)
+        starts = [float(st[0]) for st in cfg.crop_stages]
+        if any(not 0 < f <= 1 for f in starts) or starts != sorted(starts):
+            raise PlicError("crop stages start at increasing fractions of --steps, each in (0, 1]")
+        self.data = RandomCrops(cfg.data, crop=min([cfg.crop] + [int(st[1]) for st in cfg.crop_stages]))
+        for crop in [cfg.crop] + [int(st[1]) for st in cfg.crop_stages]:
+            if crop % self.model.stride:
+                raise PlicError(f"crops of {crop} pixels: this model needs a multiple of {self.model.stride}")
+        for _, crop, _ in cfg.crop_stages:
+            if not self.data.usable(int(crop)):
+                raise PlicError(f"a crop stage asks for {int(crop)}x{int(crop)} crops: no training image is that large")
         self._prefetcher: Optional[Prefetcher] = None
         self.recipe.setup(self)
         self.eval_files = []
         if cfg.eval_data and cfg.eval_every > 0:
             self.eval_files = find_images([cfg.eval_data])[: cfg.eval_images]
+        self.out.mkdir(parents=True, exist_ok=True)  # only once every setting has been checked
 
     # ----------------------------------------------------------- lambdas
     def sample_lambdas(self, n: int, gen: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -166,9 +193,11 @@ class Trainer:
         u = torch.rand(n, generator=self.gen if gen is None else gen)
         return torch.exp(lo + (hi - lo) * u)
 
-    def draw_batch(self, gen: torch.Generator):
-        """Crops and their lambdas, both from ``gen`` (one stream: exact resume)."""
-        x = self.data.sample(self.cfg.batch_size, gen)
+    def draw_batch(self, gen: torch.Generator, step: Optional[int] = None):
+        """Crops and their lambdas, both from ``gen`` (one stream: exact resume), shaped for ``step``
+        (default: the current one)."""
+        crop, batch = self.cfg.shape_at(self.step if step is None else step)
+        x = self.data.sample(batch, gen, crop)
         return x, self.sample_lambdas(x.shape[0], gen)
 
     def close(self) -> None:
@@ -182,7 +211,8 @@ class Trainer:
         if self._prefetcher is None:
             # the thread draws from a copy; self.gen stays at the consumed position
             gen = torch.Generator().set_state(self.gen.get_state())
-            self._prefetcher = Prefetcher(self.draw_batch, gen, self.cfg.prefetch)
+            steps = itertools.count(self.step)  # the thread draws the batches of the next steps in order
+            self._prefetcher = Prefetcher(lambda g: self.draw_batch(g, next(steps)), gen, self.cfg.prefetch)
         batch = self._prefetcher.next()
         self.gen.set_state(self._prefetcher.state)
         return batch
