@@ -142,3 +142,39 @@ def test_plic_trains_defaults_for_a_new_model_a_resumed_run_and_a_finetune(tmp_p
     r = train("--steps", "1", "--init", plain, "--shortcut", "--out", str(tmp_path / "ft2"))
     assert r.returncode == 1 and r.stderr.strip().startswith("plic: --init") and "has no wavelet shortcut" in r.stderr
     assert not (tmp_path / "ft2").exists()
+
+
+def test_plic_train_gives_a_new_model_a_late_stage_on_larger_crops(tmp_path):
+    """A new model's last tenth is on crops twice --crop (a quarter of the batch) where the data has images
+    that large; a resumed run keeps its schedule, a finetune (--init) gets none unless asked."""
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    def config(run):
+        return json.loads((tmp_path / run / "state.json").read_text())["config"]
+
+    rng = np.random.default_rng(0)
+    small, large = tmp_path / "small", tmp_path / "large"
+    for folder, shape in ((small, (80, 90, 3)), (large, (130, 140, 3))):
+        folder.mkdir()
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / "0.png")
+    base = [sys.executable, "-m", "plic", "train", "--lambda", "0.01", "--batch-size", "4", "--crop", "64",
+            "--eval-every", "0", "--N", "16", "--M", "24", "--no-progress", "--steps", "1"]
+
+    def train(*args):
+        r = subprocess.run(base + list(args), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+
+    train("--data", str(large), "--out", str(tmp_path / "new"))
+    assert config("new")["crop_stages"] == [[0.9, 128, 1]]
+    train("--data", str(small), "--out", str(tmp_path / "no_large_images"))
+    assert config("no_large_images")["crop_stages"] == []
+    train("--data", str(large), "--out", str(tmp_path / "new"), "--steps", "2")  # resumed: its own schedule
+    assert config("new")["crop_stages"] == [[0.9, 128, 1]]
+    train("--data", str(large), "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "new" / "model.safetensors"))
+    assert config("ft")["crop_stages"] == []
+    train("--data", str(large), "--out", str(tmp_path / "asked"), "--crop-stage", "0.5", "128", "2")
+    assert config("asked")["crop_stages"] == [[0.5, 128, 2]]

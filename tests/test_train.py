@@ -299,3 +299,21 @@ def test_a_run_written_before_the_post_filter_rename_resumes(image_folder, tmp_p
     again.model_args["post_filter"] = 4
     t = Trainer(again, tmp_path / "r", log=lambda m: None)
     assert t.try_resume() and t.step == 2
+
+
+def test_rd_train_only_freezes_every_other_parameter(image_folder, tmp_path):
+    """--recipe-arg train_only=latent_codec: the entropy model learns, the transforms stay as they were."""
+    from plic.recipes import make_trainer
+
+    cfg = _cfg(image_folder, 2)
+    cfg.recipe_args = {"train_only": "latent_codec"}
+    t = make_trainer(cfg, tmp_path / "entropy", log=lambda m: None)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.train_step()
+    t.train_step()
+    after = t.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("latent_codec.") for k in changed)
+    assert any(k.startswith("latent_codec.hyper.h_s") for k in changed)
+    with pytest.raises(PlicError, match="has no setting 'trains'"):
+        make_trainer(TrainConfig(recipe_args={"trains": "g_s"}, data=[str(image_folder)]), tmp_path / "bad")

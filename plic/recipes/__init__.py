@@ -64,7 +64,7 @@ def make_trainer(cfg, out, **kwargs):
     """A :class:`plic.train.trainer.Trainer` for ``cfg``, handed the recipe ``cfg.recipe`` names."""
     from plic.train.trainer import Trainer
 
-    args = cfg.recipe_args if cfg.recipe != "rd" else {"metric": cfg.metric}
+    args = cfg.recipe_args if cfg.recipe != "rd" else {**cfg.recipe_args, "metric": cfg.metric}
     return Trainer(cfg, out, recipe=build_recipe(cfg.recipe, **args), **kwargs)
 
 

@@ -108,8 +108,14 @@ class RateDistortion(Recipe):
     def from_options(cls, options: TrainOptions) -> Tuple[Dict[str, Any], str]:
         return {}, training_distortion(options)  # the trainer builds this recipe from its --metric
 
-    def __init__(self, metric: str = "mse"):
+    def __init__(self, metric: str = "mse", train_only: str = ""):
+        """``train_only``: comma-separated parameter-name prefixes, the only parameters trained (e.g.
+        ``latent_codec``: the entropy model learns, the transforms keep their reconstructions)."""
         self.loss_fn = RateDistortionLoss(metric)
+        self.train_only = tuple(p.strip() for p in str(train_only).split(",") if p.strip())
+
+    def trains(self, name: str) -> bool:
+        return not self.train_only or name.startswith(self.train_only)
 
     def codec_loss(self, out, x, lmbda):
         return self.loss_fn(out, x, lmbda)

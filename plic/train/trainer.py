@@ -143,7 +143,7 @@ class Trainer:
         if recipe is None:
             if cfg.recipe != "rd":
                 raise ValueError(f"hand the trainer its {cfg.recipe!r} recipe (plic.recipes.make_trainer)")
-            recipe = RateDistortion(cfg.metric)
+            recipe = RateDistortion(cfg.metric, **cfg.recipe_args)
         elif getattr(recipe, "name", None) != cfg.recipe:
             raise ValueError(f"the recipe handed in is {recipe.name!r}, the configuration names {cfg.recipe!r}")
         self.recipe = recipe
