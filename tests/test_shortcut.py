@@ -145,8 +145,8 @@ def test_plic_trains_defaults_for_a_new_model_a_resumed_run_and_a_finetune(tmp_p
 
 
 def test_plic_train_gives_a_new_model_a_late_stage_on_larger_crops(tmp_path):
-    """A new model's last tenth is on crops twice --crop (a quarter of the batch) where the data has images
-    that large; a resumed run keeps its schedule, a finetune (--init) gets none unless asked."""
+    """A new model's last 5 % of steps is on crops twice --crop where the data has images that large; a
+    resumed run keeps its schedule, a finetune (--init) gets none unless asked."""
     import json
     import subprocess
     import sys
@@ -169,11 +169,11 @@ def test_plic_train_gives_a_new_model_a_late_stage_on_larger_crops(tmp_path):
         assert r.returncode == 0, r.stderr
 
     train("--data", str(large), "--out", str(tmp_path / "new"))
-    assert config("new")["crop_stages"] == [[0.9, 128, 1]]
+    assert config("new")["crop_stages"] == [[0.95, 128, 4]]
     train("--data", str(small), "--out", str(tmp_path / "no_large_images"))
     assert config("no_large_images")["crop_stages"] == []
     train("--data", str(large), "--out", str(tmp_path / "new"), "--steps", "2")  # resumed: its own schedule
-    assert config("new")["crop_stages"] == [[0.9, 128, 1]]
+    assert config("new")["crop_stages"] == [[0.95, 128, 4]]
     train("--data", str(large), "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "new" / "model.safetensors"))
     assert config("ft")["crop_stages"] == []
     train("--data", str(large), "--out", str(tmp_path / "asked"), "--crop-stage", "0.5", "128", "2")

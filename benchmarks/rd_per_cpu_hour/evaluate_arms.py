@@ -127,6 +127,8 @@ def main() -> None:
                     help="lambdas of variable-rate arms")
     ap.add_argument("--reference-lambdas", default="0.0001,0.0003,0.0009,0.0018,0.0035,0.0067,0.013,0.025",
                     help="the default's curve (down to its lowest lambda, where undertrained arms land)")
+    ap.add_argument("--reference", help="weights of the reference [default: the shipped plic:hyperprior]; "
+                    "name the old file when the arms are to replace it")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -135,8 +137,10 @@ def main() -> None:
     lambdas = [float(np.float32(x)) for x in args.lambdas.split(",")]
     out = Path(args.out)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    print("reference: plic:hyperprior")
-    ref = evaluate(shipped_codec("hyperprior", exact=False),
+    print(f"reference: {args.reference or 'plic:hyperprior'}")
+    reference = (Codec(load_weights(args.reference), exact=False) if args.reference
+                 else shipped_codec("hyperprior", exact=False))
+    ref = evaluate(reference,
                    [float(np.float32(x)) for x in args.reference_lambdas.split(",")], images, out / "points")
     rows = []
     for name, weights, run in args.arm:
@@ -158,7 +162,7 @@ def main() -> None:
             lines.append(f"{head} {p['lambda']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
                          f"{p['rd_cost']:.4f} | {_pct(p['rate_vs_default_percent'])} | {bd if i == 0 else ''} |")
     for p in ref:
-        lines.append(f"| default (shipped, 65k steps) | | | {p['lambda']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | "
+        lines.append(f"| reference ({reference.model.fingerprint.hex()[:16]}) | | | {p['lambda']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | "
                      f"{p['ms_ssim']:.4f} | {p['rd_cost']:.4f} | 0 | |")
     (out / "arms.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
