@@ -14,16 +14,21 @@ from plic.train.loss import RateDistortionLoss, bpp_per_item
 from plic.train.trainer import TrainConfig, Trainer
 
 
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
+def _noise_images(folder, shapes, seed):
+    """Random-noise PNGs of the given (height, width) in ``folder``: 0.png, 1.png, ... and the last as small.png."""
     import numpy as np
     from PIL import Image
 
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (90 + i, 100, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(d / "small.png")
+    rng = np.random.default_rng(seed)
+    names = [f"{i}.png" for i in range(len(shapes) - 1)] + ["small.png"]
+    for name, (h, w) in zip(names, shapes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    d = _noise_images(tmp_path_factory.mktemp("imgs"), [(90, 100), (91, 100), (92, 100), (20, 20)], 0)
     (d / "notes.txt").write_text("not an image")
     return d
 
@@ -208,15 +213,7 @@ def test_prefetching_draws_the_same_batches_and_resumes_exactly(image_folder, tm
 
 @pytest.fixture(scope="module")
 def large_images(tmp_path_factory):
-    import numpy as np
-    from PIL import Image
-
-    d = tmp_path_factory.mktemp("large")
-    rng = np.random.default_rng(1)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (130 + i, 140, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(d / "small.png")
-    return d
+    return _noise_images(tmp_path_factory.mktemp("large"), [(130, 140), (131, 140), (70, 90)], 1)
 
 
 def test_crop_stages_reshape_the_batches_and_resume_exactly(large_images, tmp_path):
