@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from plic.image_io import read_image
+from plic.train.loss import bpp_per_item
 from plic.zoo import load_model, stored_fingerprint
 
 TILE = 128
@@ -29,8 +30,7 @@ TILE = 128
 
 @torch.no_grad()
 def bits(model, x: torch.Tensor, lmbda: float) -> float:
-    out = model(x, lmbda)
-    return sum(float(-torch.log2(v).sum()) for v in out["likelihoods"].values())
+    return float(bpp_per_item(model(x, lmbda)["likelihoods"], 1).sum())
 
 
 def measure(path: str, images: list[Path], lambdas: list[float]) -> dict:

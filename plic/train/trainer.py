@@ -173,13 +173,14 @@ class Trainer:
         starts = [float(st[0]) for st in cfg.crop_stages]
         if any(not 0 < f <= 1 for f in starts) or starts != sorted(starts):
             raise PlicError("crop stages start at increasing fractions of --steps, each in (0, 1]")
-        self.data = RandomCrops(cfg.data, crop=min([cfg.crop] + [int(st[1]) for st in cfg.crop_stages]))
-        for crop in [cfg.crop] + [int(st[1]) for st in cfg.crop_stages]:
+        crops = [cfg.crop] + [int(st[1]) for st in cfg.crop_stages]
+        for crop in crops:
             if crop % self.model.stride:
                 raise PlicError(f"crops of {crop} pixels: this model needs a multiple of {self.model.stride}")
-        for _, crop, _ in cfg.crop_stages:
-            if not self.data.usable(int(crop)):
-                raise PlicError(f"a crop stage asks for {int(crop)}x{int(crop)} crops: no training image is that large")
+        self.data = RandomCrops(cfg.data, crop=min(crops))
+        for crop in crops[1:]:
+            if not self.data.usable(crop):
+                raise PlicError(f"a crop stage asks for {crop}x{crop} crops: no training image is that large")
         self._prefetcher: Optional[Prefetcher] = None
         self.recipe.setup(self)
         self.eval_files = []
