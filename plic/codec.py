@@ -293,7 +293,7 @@ class Codec:
             raise BitstreamError(
                 f"file was made with other {header.model!r} weights (fingerprint "
                 f"{header.fingerprint.hex()}, these are {self.model.fingerprint.hex()}); "
-                f"pass the matching weights with --model-path"
+                f"pass the matching weights with --model-path (earlier shipped ones: docs/bitstream.md)"
             )
         try:
             self.model.check_lambda(header.lmbda)

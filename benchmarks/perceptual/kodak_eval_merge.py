@@ -9,6 +9,11 @@ evaluated alone into its own folder (same images, metrics and targets), then
 
 writes OUT/summary.{json,md}: every codec's curves and the BD-rates against the
 committed anchor, recomputed by plic's report code on the merged table.
+
+A model evaluated from a file before it was shipped keeps its file's name; ``--rename
+plic:runs/x.safetensors=plic:hyperprior-perceptual`` gives it the shipped name, after
+``--rename-base plic:hyperprior-perceptual=plic:hyperprior-perceptual-a3b27df7`` has moved the
+committed entry of the same name out of the way (otherwise the new curve replaces it).
 """
 import argparse
 import json
@@ -19,21 +24,42 @@ from plic.eval.report import bd_rates, collect, markdown, metrics_of
 from plic.files import atomic_write_bytes
 
 
+def renamed(table: dict, renames: dict) -> dict:
+    """``table`` with its codec names mapped through ``renames`` (one pass: no chains)."""
+    return {renames.get(name, name): value for name, value in table.items()}
+
+
+def parse_renames(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not (sep and old and new):
+            sys.exit(f"--rename wants OLD=NEW, not {pair!r}")
+        out[old] = new
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("base", type=Path, help="committed eval folder (summary.json)")
     ap.add_argument("new", type=Path, nargs="+", help="plic eval folders of the new models")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rename", action="append", default=[], metavar="OLD=NEW", help="a new model's name")
+    ap.add_argument("--rename-base", action="append", default=[], metavar="OLD=NEW",
+                    help="a committed model's name")
     args = ap.parse_args()
+    renames, base_renames = parse_renames(args.rename), parse_renames(args.rename_base)
     summary = json.loads((args.base / "summary.json").read_text())
+    summary["curves"] = renamed(summary["curves"], base_renames)
+    summary["manifest"]["codecs"] = renamed(summary["manifest"].get("codecs", {}), base_renames)
     anchor = summary["anchor"]
     images = summary["manifest"]["images"]
     for folder in args.new:
         new = collect(folder)
         if sorted(new["manifest"]["images"]) != sorted(images):
             sys.exit(f"{folder}: other images than {args.base}")
-        summary["curves"].update(new["curves"])
-        summary["manifest"].setdefault("codecs", {}).update(new["manifest"].get("codecs", {}))
+        summary["curves"].update(renamed(new["curves"], renames))
+        summary["manifest"]["codecs"].update(renamed(new["manifest"].get("codecs", {}), renames))
     table = bd_rates(summary, anchor, metrics_of(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(sys.argv)
