@@ -29,12 +29,12 @@ def renamed(table: dict, renames: dict) -> dict:
     return {renames.get(name, name): value for name, value in table.items()}
 
 
-def parse_renames(pairs) -> dict:
+def parse_renames(pairs, option: str) -> dict:
     out = {}
     for pair in pairs:
         old, sep, new = pair.partition("=")
         if not (sep and old and new):
-            sys.exit(f"--rename wants OLD=NEW, not {pair!r}")
+            sys.exit(f"{option} wants OLD=NEW, not {pair!r}")
         out[old] = new
     return out
 
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--rename-base", action="append", default=[], metavar="OLD=NEW",
                     help="a committed model's name")
     args = ap.parse_args()
-    renames, base_renames = parse_renames(args.rename), parse_renames(args.rename_base)
+    renames, base_renames = parse_renames(args.rename, "--rename"), parse_renames(args.rename_base, "--rename-base")
     summary = json.loads((args.base / "summary.json").read_text())
     summary["curves"] = renamed(summary["curves"], base_renames)
     summary["manifest"]["codecs"] = renamed(summary["manifest"].get("codecs", {}), base_renames)

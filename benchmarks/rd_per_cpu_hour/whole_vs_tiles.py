@@ -35,11 +35,11 @@ def bits(model, x: torch.Tensor, lmbda: float) -> float:
 
 def measure(path: str, images: list[Path], lambdas: list[float]) -> dict:
     model = load_model(path).float().eval()
+    xs = [read_image(p).rgb.float() for p in images]  # read once, coded at every lambda
     rows = []
     for lam in lambdas:
         whole, tiles = [], []
-        for p in images:
-            x = read_image(p).rgb.float()
+        for x in xs:
             h, w = x.shape[-2:]
             whole.append(bits(model, x, lam) / (h * w))
             tiles.append(sum(bits(model, x[..., i:i + TILE, j:j + TILE], lam)
