@@ -116,6 +116,39 @@ def test_wasserstein_distortion_spans_fidelity_and_texture():
     assert float(wd(b, a, 4.0)) < 0.5 * float(wd(b, a, 0.0))  # large pooling: only statistics must match
 
 
+def test_feature_discriminator_tells_blurred_maps_apart():
+    # VGG maps of a blurred image lose their fine variation; the heads must see that within
+    # a few dozen steps (the point of reading pretrained features), whatever the latent's scale
+    from plic.losses.discriminator import FeatureDiscriminator
+
+    torch.manual_seed(0)
+    d = FeatureDiscriminator(latent_channels=8, feature_channels=(16, 32), width=16)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    d_loss = ADVERSARIAL["hinge"][0]
+
+    def batch():
+        real = [torch.rand(4, 16, 16, 16), torch.rand(4, 32, 8, 8)]
+        fake = [torch.nn.functional.avg_pool2d(f, 3, 1, 1) for f in real]
+        return real, fake, 100 * torch.randn(4, 8, 2, 2)
+
+    for _ in range(60):
+        real, fake, y = batch()
+        s = FeatureDiscriminator.scales(real)
+        loss = d_loss(d(real, y, s), d(fake, y, s))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    real, fake, y = batch()
+    y.requires_grad_(True)
+    fake = [f.requires_grad_(True) for f in fake]
+    s = FeatureDiscriminator.scales(real)
+    logits = d(fake, y, s)
+    assert logits.shape == (4, 2, 8, 8)  # one map per stage, on the coarsest stage's grid
+    assert float((d(real, y, s) - logits).mean()) > 0.5
+    logits.sum().backward()
+    assert y.grad is None and all(f.grad is not None for f in fake)  # the codec learns through the maps only
+
+
 def _po_cfg(folder, init, steps, **recipe_args):
     from plic.train.trainer import TrainConfig
 
@@ -135,7 +168,8 @@ def po_setup(tmp_path_factory, tiny_model_path, sample_image):
     return d, tiny_model_path
 
 
-def test_po_elic_recipe_trains_alternately_and_resumes_exactly(po_setup, tmp_path):
+@pytest.mark.parametrize("discriminator", ["pixels", "vgg16"])
+def test_po_elic_recipe_trains_alternately_and_resumes_exactly(po_setup, tmp_path, discriminator):
     import csv
 
     from plic import zoo
@@ -143,9 +177,10 @@ def test_po_elic_recipe_trains_alternately_and_resumes_exactly(po_setup, tmp_pat
 
     folder, init = po_setup
     # with a discriminator warm-up: a resumed run must not warm up again
-    make_trainer(_po_cfg(folder, init, 4, d_warmup=2), tmp_path / "a", log=lambda m: None).run(progress=False)
-    make_trainer(_po_cfg(folder, init, 2, d_warmup=2), tmp_path / "b", log=lambda m: None).run(progress=False)
-    make_trainer(_po_cfg(folder, init, 4, d_warmup=2), tmp_path / "b", log=lambda m: None).run(progress=False)
+    args = {"d_warmup": 2, "discriminator": discriminator}
+    make_trainer(_po_cfg(folder, init, 4, **args), tmp_path / "a", log=lambda m: None).run(progress=False)
+    make_trainer(_po_cfg(folder, init, 2, **args), tmp_path / "b", log=lambda m: None).run(progress=False)
+    make_trainer(_po_cfg(folder, init, 4, **args), tmp_path / "b", log=lambda m: None).run(progress=False)
     ra = list(csv.DictReader(open(tmp_path / "a" / "train.csv")))
     rb = list(csv.DictReader(open(tmp_path / "b" / "train.csv")))
     assert {"d_loss", "g_loss", "term_lpips", "term_style", "term_adversarial", "term_rate"} <= set(ra[0])
@@ -194,6 +229,10 @@ def test_po_elic_cheap_variant_uses_lpips_alex_and_no_discriminator(po_setup, tm
     assert len(list(csv.DictReader(open(tmp_path / "c" / "train.csv")))) == 3
     with pytest.raises(PlicError, match="l_style=0"):
         make_trainer(_po_cfg(folder, init, 1, lpips_net="alexnet"), tmp_path / "d", log=lambda m: None)
+    with pytest.raises(PlicError, match="needs lpips_net=vgg16"):
+        make_trainer(_po_cfg(folder, init, 1, discriminator="vgg16", **cheap), tmp_path / "e", log=lambda m: None)
+    with pytest.raises(PlicError, match="pixels or vgg16"):
+        make_trainer(_po_cfg(folder, init, 1, discriminator="alex"), tmp_path / "f", log=lambda m: None)
 
 
 def test_gradient_analysis_splits_terms_by_module(po_setup, tmp_path):

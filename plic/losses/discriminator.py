@@ -44,3 +44,54 @@ class ConditionalDiscriminator(nn.Module):
         c = F.leaky_relu(self.condition(y), 0.2)
         c = F.interpolate(c, size=x.shape[-2:], mode="nearest")
         return self.body(torch.cat([x * 2 - 1, c], dim=1))
+
+
+class FeatureDiscriminator(nn.Module):
+    """A conditional discriminator on frozen VGG16 features (plic's, after Projected GANs, Sauer et al. 2021).
+
+    HiFiC's discriminator starts from random weights and, on this project's
+    CPU, takes longer to tell reconstructions apart than a finetune lasts
+    (benchmarks/perceptual/README.md). The VGG16 maps that LPIPS-VGG and the
+    style loss already compute for the reconstruction and the original are a
+    pretrained feature space where blur and lost texture are plain, so small
+    heads on them learn in a few hundred steps, and need no extra VGG pass:
+    the codec's gradient reaches it through the same graph as LPIPS'.
+
+    One head per stage (relu2_2, relu3_3, relu4_3 by default): the stage's
+    maps, divided by the original's per-image RMS at that stage (the same
+    scale for both inputs, so a loss of contrast still shows), concatenated
+    with the latent condition (RMS-normalised as in
+    :class:`ConditionalDiscriminator`, 1x1 convolution, nearest upsampling),
+    then 1x1 -> 3x3 -> 1x1 convolutions with spectral norm to one logit per
+    position. The finer heads' logits are average-pooled to the coarsest
+    head's grid, so each stage weighs the same: ``forward`` returns
+    N x stages x h x w logits, and the losses of :mod:`plic.losses.adversarial`
+    apply as they are.
+    """
+
+    def __init__(self, latent_channels: int, feature_channels=(128, 256, 512), width: int = 64,
+                 condition_channels: int = 12, spectral_norm: bool = True):
+        super().__init__()
+        sn = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+        self.condition = sn(nn.Conv2d(latent_channels, condition_channels, 1))
+        self.heads = nn.ModuleList(
+            nn.Sequential(sn(nn.Conv2d(c + condition_channels, width, 1)), nn.LeakyReLU(0.2, inplace=True),
+                          sn(nn.Conv2d(width, width, 3, padding=1)), nn.LeakyReLU(0.2, inplace=True),
+                          sn(nn.Conv2d(width, 1, 1)))
+            for c in feature_channels)
+
+    @staticmethod
+    def scales(reference) -> list:
+        """Per-image RMS of each stage of the original's features (detached): the common scale of both inputs."""
+        return [f.detach().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-6) for f in reference]
+
+    def forward(self, features, y_hat: Tensor, scales) -> Tensor:
+        y = y_hat.detach()
+        y = y * torch.rsqrt(y.pow(2).mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12))
+        c = F.leaky_relu(self.condition(y), 0.2)
+        grid = features[-1].shape[-2:]
+        out = []
+        for head, f, s in zip(self.heads, features, scales, strict=True):
+            cond = F.interpolate(c, size=f.shape[-2:], mode="nearest")
+            out.append(F.adaptive_avg_pool2d(head(torch.cat([f / s, cond], dim=1)), grid))
+        return torch.cat(out, dim=1)

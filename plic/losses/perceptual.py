@@ -40,7 +40,9 @@ class LPIPSAndStyle(nn.Module):
     def _features(self, x: Tensor):
         return self.lpips.net(self.lpips.scaling_layer(x * 2 - 1))
 
-    def forward(self, x_hat: Tensor, x: Tensor) -> Dict[str, Tensor]:
+    def forward(self, x_hat: Tensor, x: Tensor, maps: bool = False) -> Dict[str, Tensor]:
+        """With ``maps``, also ``"maps": (reconstruction's, original's)`` VGG16 stage outputs
+        (the reconstruction's with their graph): what a feature discriminator reads."""
         import lpips
 
         fa = self._features(x_hat.clamp(0, 1))
@@ -53,4 +55,7 @@ class LPIPSAndStyle(nn.Module):
         style = 0
         for a, b in zip(fa[: self.STYLE_STAGES], fb[: self.STYLE_STAGES], strict=True):
             style = style + (patch_gram(a, self.patch) - patch_gram(b, self.patch)).abs().mean()
-        return {"lpips": dist.flatten(), "style": style / self.STYLE_STAGES}
+        out = {"lpips": dist.flatten(), "style": style / self.STYLE_STAGES}
+        if maps:
+            out["maps"] = (fa, fb)
+        return out

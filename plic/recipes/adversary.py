@@ -2,39 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from plic.losses.adversarial import ADVERSARIAL
-from plic.losses.discriminator import ConditionalDiscriminator
+from plic.losses.discriminator import ConditionalDiscriminator, FeatureDiscriminator
 from plic.models.frozen import frozen
 from plic.train.optim_state import optimizer_from_tensors, optimizer_to_tensors
 
+#: what a discriminator reads: an image, or a feature discriminator's (maps, their scales)
+Inputs = Union[Tensor, Tuple[Sequence[Tensor], Sequence[Tensor]]]
+
 
 class Adversary:
-    """HiFiC's conditional discriminator trained with ``loss`` ("hinge", "bce", "ls").
+    """A conditional discriminator trained with ``loss`` ("hinge", "bce", "ls").
 
+    ``on="pixels"``: HiFiC's discriminator on images; ``on="vgg16"``:
+    :class:`FeatureDiscriminator` on VGG16 maps, given as ``(maps, scales)``.
     ``generator_loss`` scores the codec's output with the discriminator frozen
     (its gradient reaches the codec only); ``step`` is the discriminator's own
     update on originals against (detached) reconstructions, after the codec's.
     """
 
-    def __init__(self, latent_channels: int, device, loss: str, spectral_norm: bool, lr: float = 1e-4):
-        self.disc = ConditionalDiscriminator(latent_channels, spectral_norm=spectral_norm).to(device)
+    def __init__(self, latent_channels: int, device, loss: str, spectral_norm: bool, lr: float = 1e-4,
+                 on: str = "pixels"):
+        if on == "pixels":
+            self.disc = ConditionalDiscriminator(latent_channels, spectral_norm=spectral_norm).to(device)
+        else:
+            self.disc = FeatureDiscriminator(latent_channels, spectral_norm=spectral_norm).to(device)
+        self.on = on
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.5, 0.999))
         self.d_loss, self.g_loss = ADVERSARIAL[loss]
 
-    def generator_loss(self, image: Tensor, y_hat: Tensor) -> Tensor:
-        with frozen(self.disc):
-            return self.g_loss(self.disc(image, y_hat))
+    def logits(self, inputs: Inputs, y_hat: Tensor) -> Tensor:
+        if self.on == "pixels":
+            return self.disc(inputs, y_hat)
+        maps, scales = inputs
+        return self.disc(maps, y_hat, scales)
 
-    def step(self, x: Tensor, fake_image: Tensor, y_hat: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def generator_loss(self, fake: Inputs, y_hat: Tensor) -> Tensor:
+        with frozen(self.disc):
+            return self.g_loss(self.logits(fake, y_hat))
+
+    def step(self, real_in: Inputs, fake_in: Inputs, y_hat: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """One discriminator update; returns (its loss, real logits, fake logits)."""
         y_hat = y_hat.detach()
-        real = self.disc(x, y_hat)
-        fake = self.disc(fake_image.detach().clamp(0, 1), y_hat)
+        if self.on == "pixels":
+            fake_in = fake_in.detach().clamp(0, 1)
+        else:
+            fake_in = ([m.detach() for m in fake_in[0]], fake_in[1])
+        real = self.logits(real_in, y_hat)
+        fake = self.logits(fake_in, y_hat)
         loss = self.d_loss(real, fake)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

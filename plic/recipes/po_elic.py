@@ -30,6 +30,13 @@ balance from scratch. So the discriminator first trains alone for
 ``d_warmup`` steps on the init codec's reconstructions (fresh crops, no
 codec update, about a sixth of a full step each), then both alternate.
 
+A discriminator on VGG16 features (``discriminator=vgg16``, plic's, after
+Projected GANs): HiFiC's pixel discriminator needs thousands of steps from
+random weights before it tells this codec's reconstructions apart; small
+heads on the VGG16 maps the LPIPS/style pass has already computed do it in
+about a hundred (benchmarks/perceptual/discriminator_features.txt), with no
+extra VGG pass. Same condition (the latent), same hinge loss, spectral norm.
+
 Cheaper variants (plic's, measured in benchmarks/perceptual/README.md):
 ``lpips_net=alexnet`` puts LPIPS-Alex in the loss instead of LPIPS-VGG
 (17x cheaper on this CPU; the style loss reads VGG16 features, so it must be
@@ -45,6 +52,7 @@ from typing import Any, Dict
 import torch
 
 from plic.errors import PlicError
+from plic.losses.discriminator import FeatureDiscriminator
 from plic.losses.distortion import distortion_fn
 from plic.losses.perceptual import LPIPSAndStyle
 from plic.losses.pixel import charbonnier
@@ -67,9 +75,15 @@ class POELIC(Recipe):
 
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,
-                 d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0, lpips_net: str = "vgg16"):
+                 d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0, lpips_net: str = "vgg16",
+                 discriminator: str = "pixels"):
         if lpips_net not in ("vgg16", "alexnet"):
             raise PlicError(f"po-elic: lpips_net must be vgg16 or alexnet, not {lpips_net!r}")
+        if discriminator not in ("pixels", "vgg16"):
+            raise PlicError(f"po-elic: discriminator must be pixels or vgg16, not {discriminator!r}")
+        if discriminator == "vgg16" and lpips_net != "vgg16":
+            raise PlicError("po-elic: discriminator=vgg16 reads the LPIPS-VGG pass; it needs lpips_net=vgg16")
+        self.discriminator = discriminator
         if lpips_net == "alexnet" and l_style:
             raise PlicError("po-elic: the style loss reads VGG16 features; with lpips_net=alexnet set l_style=0")
         self.lpips_net = lpips_net
@@ -103,14 +117,30 @@ class POELIC(Recipe):
             self.anchor.g_s, self.anchor.post_filter = None, None  # only its rate is needed
         self.adversary = None
         if self.weights["adversarial"]:
-            self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr)
+            self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr,
+                                       on=self.discriminator)
+        self.d_inputs = None  # (real, fake) of the last codec step, for the feature discriminator's update
+
+    #: the VGG16 stages the feature discriminator reads: relu2_2, relu3_3, relu4_3
+    D_STAGES = slice(1, 4)
+
+    def vgg_inputs(self, maps_hat, maps):
+        """The feature discriminator's (real, fake) inputs from the LPIPS pass' maps."""
+        real = list(maps[self.D_STAGES])
+        scales = FeatureDiscriminator.scales(real)
+        return (real, scales), (list(maps_hat[self.D_STAGES]), scales)
 
     def terms(self, out, x) -> Dict[str, torch.Tensor]:
         """The weighted distortion terms, by name (also what --analyze-gradients splits)."""
         x_hat = out["x_hat"]
-        feats = self.features(x_hat, x)
+        vgg_d = self.adversary is not None and self.discriminator == "vgg16"
+        feats = self.features(x_hat, x, maps=True) if vgg_d else self.features(x_hat, x)
         raw = {"lpips": feats["lpips"].mean(), "charbonnier": charbonnier(x_hat, x)}
-        if self.adversary is not None:
+        if vgg_d:
+            real, fake = self.vgg_inputs(*feats["maps"])
+            raw["adversarial"] = self.adversary.generator_loss(fake, out["y_hat"])
+            self.d_inputs = (real, fake)
+        elif self.adversary is not None:
             raw["adversarial"] = self.adversary.generator_loss(x_hat, out["y_hat"])
         if "style" in feats:
             raw["style"] = feats["style"]
@@ -122,7 +152,7 @@ class POELIC(Recipe):
         gen = torch.Generator().manual_seed(self.trainer.cfg.seed + 7_000_003)
         while self.adversary is not None and self.warmed < self.d_warmup:
             warm_x, warm = self.fresh_reconstructions(gen)
-            self.adversary.step(warm_x, warm["x_hat"], warm["y_hat"])
+            self.adversary.step(*self.discriminator_inputs(warm_x, warm["x_hat"]), warm["y_hat"])
             self.warmed += 1
 
     def codec_loss(self, out, x, lmbda) -> Dict[str, torch.Tensor]:
@@ -143,10 +173,23 @@ class POELIC(Recipe):
         out = model.latent_pass(model.g_a(x), lmbda)
         return self.target_scale * bpp_per_item(out["likelihoods"], x.shape[-2] * x.shape[-1])
 
+    def discriminator_inputs(self, x, x_hat):
+        """(real, fake) for the discriminator: the images, or their VGG16 maps (computed here, no graph)."""
+        if self.discriminator == "pixels":
+            return x, x_hat
+        with torch.no_grad():
+            maps = self.features(x_hat.detach(), x, maps=True)["maps"]
+        return self.vgg_inputs(*maps)
+
     def after_step(self, out, x, lmbda) -> Dict[str, float]:
         if self.adversary is None:
             return {}
-        loss, real, fake = self.adversary.step(x, out["x_hat"], out["y_hat"])
+        if self.discriminator == "vgg16" and self.d_inputs is not None:
+            real_in, fake_in = self.d_inputs  # the maps this codec step's loss has computed
+        else:
+            real_in, fake_in = self.discriminator_inputs(x, out["x_hat"])
+        self.d_inputs = None
+        loss, real, fake = self.adversary.step(real_in, fake_in, out["y_hat"])
         g = self.adversary.g_loss(fake)
         return {"d_loss": float(loss), "g_loss": float(g), "d_real": float(real.mean()), "d_fake": float(fake.mean()),
                 **self.adversary.accuracy(real, fake)}
