@@ -9,7 +9,7 @@ import torch
 
 from plic.losses.adversarial import ADVERSARIAL
 from plic.losses.discriminator import ConditionalDiscriminator
-from plic.losses.pixel import charbonnier, l1, l2
+from plic.losses.pixel import charbonnier, l1, l2, lowpass_mse
 from plic.losses.rate_target import rate_weight
 
 
@@ -22,6 +22,24 @@ def test_charbonnier_is_a_smooth_l1():
     loss.backward()
     assert float(loss) == pytest.approx(1e-6) and torch.isfinite(same.grad).all()
     assert float(l2(y, x)) == pytest.approx(0.25)
+
+
+def test_lowpass_mse_sees_a_colour_cast_and_not_texture():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 64, 48)
+    cast = x.clone()
+    cast[:, 2] += 4 / 255  # four levels more blue everywhere
+    # texture changed without moving any 16x16 block's mean: a +-0.1 checkerboard
+    sign = (torch.arange(64)[:, None] + torch.arange(48)[None, :]) % 2 * 2 - 1
+    texture = x + 0.1 * sign
+    assert float(lowpass_mse(cast, x)) == pytest.approx((4 / 255) ** 2 / 3, rel=1e-4)
+    assert float(lowpass_mse(texture, x)) < 1e-12 < float(l2(texture, x))
+    # a 40x40 image has 3x3 blocks, the last row and column of them 8 pixels wide: they count, as their own means
+    small = x[..., :40, :40]
+    edge = small.clone()
+    edge[..., 32:, :] += 0.01
+    edge[..., :32, 32:] += 0.01
+    assert float(lowpass_mse(edge, small)) == pytest.approx(5 / 9 * 1e-4, rel=1e-3)
 
 
 def test_adversarial_losses_at_their_reference_points():
@@ -233,6 +251,11 @@ def test_po_elic_cheap_variant_uses_lpips_alex_and_no_discriminator(po_setup, tm
         make_trainer(_po_cfg(folder, init, 1, discriminator="vgg16", **cheap), tmp_path / "e", log=lambda m: None)
     with pytest.raises(PlicError, match="pixels or vgg16"):
         make_trainer(_po_cfg(folder, init, 1, discriminator="alex"), tmp_path / "f", log=lambda m: None)
+    # the colour anchor is a term of its own when asked for, weighted like the others
+    t = make_trainer(_po_cfg(folder, init, 1, l_lowpass=500, **cheap), tmp_path / "g", log=lambda m: None)
+    terms = t.recipe.terms({"x_hat": x_hat, "y_hat": None}, x)
+    assert set(terms) == {"lpips", "charbonnier", "lowpass"}
+    assert torch.allclose(terms["lowpass"], 500 * lowpass_mse(x_hat, x))
 
 
 def test_gradient_analysis_splits_terms_by_module(po_setup, tmp_path):

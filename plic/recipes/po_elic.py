@@ -3,6 +3,7 @@
 Finetunes an MSE codec at one rate point with
 
     L = w_rate(R) * R + l_lpips * LPIPS-VGG + l_charb * Charbonnier + l_adv * G_hinge + l_style * PatchedStyle
+        [+ l_lowpass * MSE of 16x16 block means, plic's, off by default]
 
 where ``w_rate`` is HiFiC's rate-target multiplexer (``lambda_above`` when the
 batch item's rate is above ``target_bpp``, ``lambda_below`` otherwise), and
@@ -37,6 +38,12 @@ heads on the VGG16 maps the LPIPS/style pass has already computed do it in
 about a hundred (benchmarks/perceptual/discriminator_features.txt), with no
 extra VGG pass. Same condition (the latent), same hinge loss, spectral norm.
 
+Colour anchor (``l_lowpass``, plic's): with the feature discriminator at
+l_adv 0.15 the codec drifted by up to 4.4 levels in one channel over flat
+regions (kodim20's sky lost its yellow); an MSE on 16x16 block means
+(:func:`plic.losses.pixel.lowpass_mse`) holds colour and brightness and
+leaves texture to the perceptual terms.
+
 Cheaper variants (plic's, measured in benchmarks/perceptual/README.md):
 ``lpips_net=alexnet`` puts LPIPS-Alex in the loss instead of LPIPS-VGG
 (17x cheaper on this CPU; the style loss reads VGG16 features, so it must be
@@ -55,7 +62,7 @@ from plic.errors import PlicError
 from plic.losses.discriminator import FeatureDiscriminator
 from plic.losses.distortion import distortion_fn
 from plic.losses.perceptual import LPIPSAndStyle
-from plic.losses.pixel import charbonnier
+from plic.losses.pixel import charbonnier, lowpass_mse
 from plic.losses.rate_target import rate_weight
 from plic.recipes.adversary import Adversary
 from plic.train.loss import bpp_per_item
@@ -76,7 +83,7 @@ class POELIC(Recipe):
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,
                  d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0, lpips_net: str = "vgg16",
-                 discriminator: str = "pixels"):
+                 discriminator: str = "pixels", l_lowpass: float = 0.0):
         if lpips_net not in ("vgg16", "alexnet"):
             raise PlicError(f"po-elic: lpips_net must be vgg16 or alexnet, not {lpips_net!r}")
         if discriminator not in ("pixels", "vgg16"):
@@ -90,7 +97,8 @@ class POELIC(Recipe):
         self.target_bpp = float(target_bpp)
         self.target_scale = float(target_scale)
         self.lambda_above, self.lambda_below = float(lambda_above), float(lambda_below)
-        self.weights = {"lpips": l_lpips, "charbonnier": l_charb, "adversarial": l_adv, "style": l_style}
+        self.weights = {"lpips": l_lpips, "charbonnier": l_charb, "adversarial": l_adv, "style": l_style,
+                        "lowpass": l_lowpass}
         self.d_lr = float(d_lr)
         self.d_warmup = int(d_warmup)
         self.warmed = 0
@@ -144,6 +152,8 @@ class POELIC(Recipe):
             raw["adversarial"] = self.adversary.generator_loss(x_hat, out["y_hat"])
         if "style" in feats:
             raw["style"] = feats["style"]
+        if self.weights["lowpass"]:
+            raw["lowpass"] = lowpass_mse(x_hat, x)
         return {k: self.weights[k] * v for k, v in raw.items()}
 
     def warm_up_discriminator(self) -> None:
