@@ -9,7 +9,12 @@ MSE model and the perceptual one, decode both real files again and measure
 * the PSNR drop of the perceptual file against the MSE file at the same rate;
 * the high-frequency energy ratio: the mean squared Laplacian of the decode
   over the original's -- well above 1 where the codec invents texture
-  (repeated patterns, ringing), well below 1 where it blurs.
+  (repeated patterns, ringing), well below 1 where it blurs;
+* the grid score: the synthesis transform upsamples 16x in four 2x steps, so
+  a pattern it repeats has the period 16 (or 8, 4, 2) and shows as peaks of
+  the error's spectrum at multiples of 1/16 cycle per pixel. The score is the
+  geometric mean, over those 255 frequencies, of the error's power there over
+  the median power around each (7x7 bins): about 1 where nothing repeats.
 
 Writes ``artefacts.json``, ``artefacts.md`` and, for the worst images, a crop
 of original / MSE / perceptual around the place where the perceptual decode
@@ -50,6 +55,24 @@ def hf_ratio(rec: np.ndarray, ref: np.ndarray) -> float:
         return float(np.mean(laplace(g) ** 2))
 
     return energy(rec) / max(energy(ref), 1e-9)
+
+
+def grid_score(rec: np.ndarray, ref: np.ndarray, period: int = 16) -> float:
+    err = (rec.astype(np.float64) - ref.astype(np.float64)).mean(2)
+    h, w = err.shape
+    h, w = h - h % period, w - w % period  # whole periods, so the lattice falls on FFT bins
+    power = np.abs(np.fft.fft2(err[:h, :w] - err[:h, :w].mean())) ** 2
+    ratios = []
+    for i in range(period):
+        for j in range(period):
+            if i == j == 0:
+                continue
+            fy, fx = i * h // period, j * w // period
+            ys = [(fy + d) % h for d in range(-3, 4)]
+            xs = [(fx + d) % w for d in range(-3, 4)]
+            around = np.median(power[np.ix_(ys, xs)])
+            ratios.append(power[fy, fx] / max(around, 1e-12))
+    return float(np.exp(np.mean(np.log(np.maximum(ratios, 1e-12)))))
 
 
 def worst_window(a: np.ndarray, b: np.ndarray, size: int):
@@ -104,6 +127,7 @@ def main() -> None:
                 "psnr_mse": psnr(a, ref), "psnr_perceptual": psnr(b, ref),
                 "colour_error_mse": colour_error(a, ref), "colour_error_perceptual": colour_error(b, ref),
                 "hf_ratio_mse": hf_ratio(a, ref), "hf_ratio_perceptual": hf_ratio(b, ref),
+                "grid_mse": grid_score(a, ref), "grid_perceptual": grid_score(b, ref),
             })
     for r in rows:
         r["psnr_drop"] = r["psnr_mse"] - r["psnr_perceptual"]
@@ -115,7 +139,9 @@ def main() -> None:
              f"{args.perceptual} --out {args.out}`", "",
              "Per image and rate, both models' real files at the same target bpp. Colour error: the largest "
              "per-channel mean offset from the original (8-bit levels). HF ratio: mean squared Laplacian of the "
-             "decode over the original's (1 = the original's amount of fine detail).", ""]
+             "decode over the original's (1 = the original's amount of fine detail). Grid score: how far the error's "
+             "spectrum peaks at multiples of 1/16 cycle per pixel, the synthesis transform's period (about 1 = no "
+             "repeated pattern; geometric mean over the 255 frequencies of power over the local median).", ""]
     for setting in sorted({r["setting"] for r in rows}, key=lambda s: float(s[3:])):
         sub = [r for r in rows if r["setting"] == setting]
         mean = {k: float(np.mean([r[k] for r in sub])) for k in sub[0] if k not in ("image", "setting")}
@@ -126,7 +152,11 @@ def main() -> None:
                   f"{np.mean([abs(r['colour_error_perceptual']) for r in sub]):.2f} |",
                   f"| max abs. colour error | {max(abs(r['colour_error_mse']) for r in sub):.2f} | "
                   f"{max(abs(r['colour_error_perceptual']) for r in sub):.2f} |",
-                  f"| mean HF ratio | {mean['hf_ratio_mse']:.3f} | {mean['hf_ratio_perceptual']:.3f} |", "",
+                  f"| mean HF ratio | {mean['hf_ratio_mse']:.3f} | {mean['hf_ratio_perceptual']:.3f} |",
+                  f"| mean grid score | {mean['grid_mse']:.2f} | {mean['grid_perceptual']:.2f} |",
+                  f"| max grid score (image) | {max(r['grid_mse'] for r in sub):.2f} | "
+                  f"{max(r['grid_perceptual'] for r in sub):.2f} "
+                  f"({max(sub, key=lambda r: r['grid_perceptual'])['image']}) |", "",
                   "Worst images (largest PSNR drop):", "",
                   "| image | PSNR MSE | PSNR perceptual | drop | colour error (MSE / perc.) | HF ratio (MSE / perc.) |",
                   "|---|---|---|---|---|---|"]
