@@ -9,7 +9,7 @@ import torch
 
 from plic.losses.adversarial import ADVERSARIAL
 from plic.losses.discriminator import ConditionalDiscriminator
-from plic.losses.pixel import charbonnier, l1, l2, lowpass_mse
+from plic.losses.pixel import charbonnier, l1, l2, lowpass_mse, periodic_mse
 from plic.losses.rate_target import rate_weight
 
 
@@ -40,6 +40,25 @@ def test_lowpass_mse_sees_a_colour_cast_and_not_texture():
     edge[..., 32:, :] += 0.01
     edge[..., :32, 32:] += 0.01
     assert float(lowpass_mse(edge, small)) == pytest.approx(5 / 9 * 1e-4, rel=1e-3)
+
+
+def test_periodic_mse_sees_a_repeated_pattern_and_little_else():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 128, 136)  # 8 columns of 16-pixel cells, and 8 pixels that are no whole cell
+    dots = torch.zeros(16, 16)
+    dots[::4, ::4] = 0.02  # a dot every 4 pixels, repeated in every 16x16 cell: a faint dot grid
+    grid = x + dots.repeat(8, 9)[:, :136]
+    expected = float(((dots - dots.mean()) ** 2).mean())
+    assert float(periodic_mse(grid, x)) == pytest.approx(expected, rel=1e-4)
+    # a colour cast and the pixels past the last whole cell are not its business
+    cast = grid + 4 / 255
+    cast[..., 128:] += 0.5
+    assert float(periodic_mse(cast, x)) == pytest.approx(expected, rel=1e-4)
+    # noise of the same mean square as the grid: averaged over 64 cells, 64 times smaller (within sampling)
+    noise = x + torch.randn_like(x) * expected ** 0.5
+    assert float(periodic_mse(noise, x)) == pytest.approx(expected / 64 * 255 / 256, rel=0.15)
+    with pytest.raises(ValueError, match="16x16"):
+        periodic_mse(x[..., :8, :], x[..., :8, :])
 
 
 def test_adversarial_losses_at_their_reference_points():
@@ -251,11 +270,12 @@ def test_po_elic_cheap_variant_uses_lpips_alex_and_no_discriminator(po_setup, tm
         make_trainer(_po_cfg(folder, init, 1, discriminator="vgg16", **cheap), tmp_path / "e", log=lambda m: None)
     with pytest.raises(PlicError, match="pixels or vgg16"):
         make_trainer(_po_cfg(folder, init, 1, discriminator="alex"), tmp_path / "f", log=lambda m: None)
-    # the colour anchor is a term of its own when asked for, weighted like the others
-    t = make_trainer(_po_cfg(folder, init, 1, l_lowpass=500, **cheap), tmp_path / "g", log=lambda m: None)
+    # the colour anchor and the grid penalty are terms of their own when asked for, weighted like the others
+    t = make_trainer(_po_cfg(folder, init, 1, l_lowpass=500, l_grid=300, **cheap), tmp_path / "g", log=lambda m: None)
     terms = t.recipe.terms({"x_hat": x_hat, "y_hat": None}, x)
-    assert set(terms) == {"lpips", "charbonnier", "lowpass"}
+    assert set(terms) == {"lpips", "charbonnier", "lowpass", "grid"}
     assert torch.allclose(terms["lowpass"], 500 * lowpass_mse(x_hat, x))
+    assert torch.allclose(terms["grid"], 300 * periodic_mse(x_hat, x))
 
 
 def test_gradient_analysis_splits_terms_by_module(po_setup, tmp_path):

@@ -1,4 +1,4 @@
-"""Pixel losses: L1, L2 (MSE), Charbonnier (a smooth L1; PO-ELIC uses epsilon 1e-6) and a low-pass MSE."""
+"""Pixel losses: L1, L2 (MSE), Charbonnier (a smooth L1; PO-ELIC uses epsilon 1e-6), a low-pass MSE and a periodic one."""
 
 from __future__ import annotations
 
@@ -29,3 +29,23 @@ def lowpass_mse(x_hat: Tensor, x: Tensor, block: int = 16) -> Tensor:
     mean offset only weakly. Block means leave texture free and pin the rest.
     """
     return F.mse_loss(F.avg_pool2d(x_hat, block, ceil_mode=True), F.avg_pool2d(x, block, ceil_mode=True))
+
+
+def periodic_mse(x_hat: Tensor, x: Tensor, period: int = 16) -> Tensor:
+    """Mean square of the part of the error that repeats every ``period`` pixels, its mean removed.
+
+    The synthesis transform upsamples 16x in four 2x steps, so what it prints
+    everywhere (the faint dot grid of the GAN-finetuned models on flat areas)
+    has the period 16 and the same phase in every crop. Averaging the error
+    over all ``period`` x ``period`` cells of the crop keeps that pattern and
+    shrinks everything else by the number of cells (texture errors do not
+    repeat); a colour cast is the pattern's mean, removed here
+    (:func:`lowpass_mse` holds it). Only whole cells count.
+    """
+    n, c, h, w = x.shape
+    h, w = h - h % period, w - w % period
+    if not h or not w:
+        raise ValueError(f"periodic_mse needs images of at least {period}x{period} pixels")
+    cells = (x_hat - x)[..., :h, :w].reshape(n, c, h // period, period, w // period, period)
+    pattern = cells.mean(dim=(2, 4))
+    return ((pattern - pattern.mean(dim=(2, 3), keepdim=True)) ** 2).mean()

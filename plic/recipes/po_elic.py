@@ -3,7 +3,7 @@
 Finetunes an MSE codec at one rate point with
 
     L = w_rate(R) * R + l_lpips * LPIPS-VGG + l_charb * Charbonnier + l_adv * G_hinge + l_style * PatchedStyle
-        [+ l_lowpass * MSE of 16x16 block means, plic's, off by default]
+        [+ l_lowpass * MSE of 16x16 block means + l_grid * periodic MSE, plic's, off by default]
 
 where ``w_rate`` is HiFiC's rate-target multiplexer (``lambda_above`` when the
 batch item's rate is above ``target_bpp``, ``lambda_below`` otherwise), and
@@ -44,6 +44,12 @@ regions (kodim20's sky lost its yellow); an MSE on 16x16 block means
 (:func:`plic.losses.pixel.lowpass_mse`) holds colour and brightness and
 leaves texture to the perceptual terms.
 
+Grid penalty (``l_grid``, plic's): the GAN-finetuned models print a faint
+16-pixel dot grid on flat areas (the synthesis transform's period;
+benchmarks/perceptual/artefacts.md). :func:`plic.losses.pixel.periodic_mse`
+is the mean square of the error's part that repeats with that period in
+every crop, which leaves texture free.
+
 Cheaper variants (plic's, measured in benchmarks/perceptual/README.md):
 ``lpips_net=alexnet`` puts LPIPS-Alex in the loss instead of LPIPS-VGG
 (17x cheaper on this CPU; the style loss reads VGG16 features, so it must be
@@ -62,7 +68,7 @@ from plic.errors import PlicError
 from plic.losses.discriminator import FeatureDiscriminator
 from plic.losses.distortion import distortion_fn
 from plic.losses.perceptual import LPIPSAndStyle
-from plic.losses.pixel import charbonnier, lowpass_mse
+from plic.losses.pixel import charbonnier, lowpass_mse, periodic_mse
 from plic.losses.rate_target import rate_weight
 from plic.recipes.adversary import Adversary
 from plic.train.loss import bpp_per_item
@@ -83,7 +89,7 @@ class POELIC(Recipe):
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,
                  d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0, lpips_net: str = "vgg16",
-                 discriminator: str = "pixels", l_lowpass: float = 0.0):
+                 discriminator: str = "pixels", l_lowpass: float = 0.0, l_grid: float = 0.0):
         if lpips_net not in ("vgg16", "alexnet"):
             raise PlicError(f"po-elic: lpips_net must be vgg16 or alexnet, not {lpips_net!r}")
         if discriminator not in ("pixels", "vgg16"):
@@ -98,7 +104,7 @@ class POELIC(Recipe):
         self.target_scale = float(target_scale)
         self.lambda_above, self.lambda_below = float(lambda_above), float(lambda_below)
         self.weights = {"lpips": l_lpips, "charbonnier": l_charb, "adversarial": l_adv, "style": l_style,
-                        "lowpass": l_lowpass}
+                        "lowpass": l_lowpass, "grid": l_grid}
         self.d_lr = float(d_lr)
         self.d_warmup = int(d_warmup)
         self.warmed = 0
@@ -154,6 +160,8 @@ class POELIC(Recipe):
             raw["style"] = feats["style"]
         if self.weights["lowpass"]:
             raw["lowpass"] = lowpass_mse(x_hat, x)
+        if self.weights["grid"]:
+            raw["grid"] = periodic_mse(x_hat, x)
         return {k: self.weights[k] * v for k, v in raw.items()}
 
     def warm_up_discriminator(self) -> None:
