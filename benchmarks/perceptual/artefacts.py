@@ -86,11 +86,14 @@ def worst_window(a: np.ndarray, b: np.ndarray, size: int):
     return int(min(y, max(0, h - size))), int(min(x, max(0, w - size)))
 
 
-def crop_strip(tiles, labels, y, x, size) -> Image.Image:
-    strip = Image.new("RGB", (len(tiles) * (size + 4), size + 16), "white")
+def crop_strip(tiles, labels, y, x, size, zoom: int = 1) -> Image.Image:
+    """The ``size`` window at (x, y) of every tile side by side under its label, enlarged ``zoom`` times."""
+    side = size * zoom
+    strip = Image.new("RGB", (len(tiles) * (side + 4), side + 16), "white")
     for i, (t, label) in enumerate(zip(tiles, labels, strict=True)):
-        strip.paste(Image.fromarray(t[y: y + size, x: x + size]), (i * (size + 4), 16))
-        ImageDraw.Draw(strip).text((i * (size + 4) + 2, 2), label, fill="black")
+        crop = Image.fromarray(t[y: y + size, x: x + size])
+        strip.paste(crop.resize((side, side), Image.NEAREST) if zoom > 1 else crop, (i * (side + 4), 16))
+        ImageDraw.Draw(strip).text((i * (side + 4) + 2, 2), label, fill="black")
     return strip
 
 

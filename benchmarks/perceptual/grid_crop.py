@@ -18,16 +18,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy.ndimage import laplace, uniform_filter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from artefacts import grid_score  # noqa: E402
+from artefacts import crop_strip, grid_score  # noqa: E402
 
 from plic.eval.learned import make_codec  # noqa: E402
 from plic.eval.runner import load_rgb  # noqa: E402
-
-LABEL_H = 16
 
 
 def flattest(ref: np.ndarray, size: int, step: int = 16):
@@ -53,18 +50,13 @@ def main() -> None:
 
     ref = load_rgb(args.data / f"{args.image}.png")
     y, x = (int(v) for v in args.at.split(",")[::-1]) if args.at else flattest(ref, args.size)
-    tiles = [("original", ref)]
+    tiles, labels = [ref], ["original"]
     for label, spec, folder in args.tile:
         rec = make_codec(spec).decode((Path(folder) / args.setting / f"{args.image}.plic").read_bytes())
-        tiles.append((f"{label} (grid score {grid_score(rec, ref):.1f})", rec))
-    side = args.size * args.zoom
-    strip = Image.new("RGB", (len(tiles) * (side + 4) - 4, side + LABEL_H), "white")
-    for i, (label, rgb) in enumerate(tiles):
-        crop = Image.fromarray(rgb[y: y + args.size, x: x + args.size])
-        strip.paste(crop.resize((side, side), Image.NEAREST), (i * (side + 4), LABEL_H))
-        ImageDraw.Draw(strip).text((i * (side + 4) + 2, 2), label, fill="black")
+        tiles.append(rec)
+        labels.append(f"{label} (grid score {grid_score(rec, ref):.1f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    strip.save(args.out)
+    crop_strip(tiles, labels, y, x, args.size, args.zoom).save(args.out)
     print(f"wrote {args.out}: {args.image} {args.setting}, crop ({x}, {y}), {args.size}px at {args.zoom}x")
 
 
