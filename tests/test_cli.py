@@ -196,6 +196,29 @@ def test_train_cli_small_run(tmp_path):
     assert not (tmp_path / "r4").exists()
 
 
+def test_train_cli_elic_channel_groups(tmp_path):
+    """--groups sets ELIC's uneven channel groups (so a small M can have a channel context); bad ones are refused."""
+    from plic import zoo
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    base = ["train", "--lambda", "0.0067", "--data", str(d), "--steps", "1", "--batch-size", "1", "--crop", "64",
+            "--N", "16", "--M", "24", "--eval-every", "0", "--no-progress"]
+    r = CliRunner().invoke(main, base + ["--model", "elic", "--groups", "8,16", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    config = zoo.model_config(zoo.read_metadata(tmp_path / "run" / "model.safetensors"))
+    assert config["groups"] == [8, 16]
+    for args, message in ((["--model", "elic", "--groups", "8,8"], "must be positive and sum to --M 24"),
+                          (["--model", "elic", "--groups", "8,x"], "comma-separated channel counts"),
+                          (["--groups", "8,16"], "--groups is an option of the elic models, not of 'hyperprior'")):
+        r = CliRunner().invoke(main, base + args + ["--out", str(tmp_path / "bad")])
+        _one_line_error(r, message)
+        assert not (tmp_path / "bad").exists()
+
+
 def test_a_bad_file_in_a_folder_does_not_stop_the_batch(run, sample_image, tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -63,6 +63,8 @@ def _device(name: str) -> str:
                    "[default: on for a new hyperprior; --init's and a resumed run's own setting otherwise]")
 @click.option("--N", "n_channels", type=int, help="transform channels (model default if omitted)")
 @click.option("--M", "m_channels", type=int, help="latent channels (model default if omitted)")
+@click.option("--groups", help="elic: channel groups of the latent, comma-separated, summing to --M "
+                               "[default: 16,16,32,64,M-128]")
 @click.option("--init", type=click.Path(dir_okay=False), help="start from these weights")
 @click.option("--eval-data", type=click.Path(), default="../shared/datasets/kodak", show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=0), default=2000, show_default=True, help="0: never")
@@ -112,6 +114,8 @@ def _config(o):
     except ValueError:
         raise PlicError("--lr-milestones takes comma-separated fractions, e.g. 0.8,0.95") from None
     model_args = {k: v for k, v in (("N", o["n_channels"]), ("M", o["m_channels"])) if v}
+    if o["groups"]:
+        model_args["groups"] = _groups(o["groups"], o["m_channels"])
     resumed = _resumed_config(o["out"])
     # Defaults measured at equal CPU time (benchmarks/rd_per_cpu_hour): a new model learns fastest at a
     # higher peak rate after a short warmup; a finetune (--init) keeps CompressAI's gentler 1e-4. A
@@ -141,11 +145,26 @@ def _config(o):
     same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
     model = o["model_name"] or (_init_model(o["init"]) if o["init"] else "hyperprior")
+    if o["groups"] and model not in ("elic", "elic-chandelier"):
+        raise PlicError(f"--groups is an option of the elic models, not of {model!r}")
     if o["shortcut"] and model != "hyperprior":
         raise PlicError(f"--shortcut is an option of the hyperprior model, not of {model!r}")
     return TrainConfig(model=model, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
                        prefetch=prefetch, crop_stages=_crop_stages(o, resumed), **{k: o[k] for k in same})
+
+
+def _groups(text: str, m_channels) -> list:
+    """ELIC's channel groups from "16,16,64": positive, and summing to --M, which they need."""
+    try:
+        groups = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise PlicError(f"--groups takes comma-separated channel counts, e.g. 16,16,64, not {text!r}") from None
+    if not m_channels:
+        raise PlicError("--groups needs --M: the groups split the M latent channels")
+    if any(g <= 0 for g in groups) or sum(groups) != m_channels:
+        raise PlicError(f"--groups {text}: the groups must be positive and sum to --M {m_channels}")
+    return groups
 
 
 def _crop_stages(o, resumed) -> list:
