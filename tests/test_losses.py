@@ -464,3 +464,34 @@ def test_po_elic_variable_rate_holds_each_crop_at_the_init_models_rate(po_setup,
     assert len(rows) == 2 and {"d_acc_real", "d_acc_fake"} <= set(rows[0])
     # the anchor stays the init model's while the codec trains
     assert not all(torch.equal(a, b) for a, b in zip(t.recipe.anchor.g_a.parameters(), t.model.g_a.parameters()))
+
+
+@pytest.mark.parametrize("loss", ["hinge", "bce"])
+def test_adversary_item_weights_weigh_each_crops_own_loss(loss):
+    from plic.recipes.adversary import Adversary
+
+    torch.manual_seed(0)
+    adv = Adversary(8, "cpu", loss, spectral_norm=True)
+    adv.disc.eval()  # spectral norm's power iteration would move between the calls compared
+    fake, y = torch.rand(3, 3, 32, 32), torch.randn(3, 8, 2, 2)
+    whole = adv.generator_loss(fake, y)
+    each = torch.stack([adv.generator_loss(fake[i:i + 1], y[i:i + 1]) for i in range(3)])
+    assert torch.allclose(adv.generator_loss(fake, y, torch.ones(3)), whole, atol=1e-6)
+    w = torch.tensor([2.0, 0.0, 1.0])
+    assert torch.allclose(adv.generator_loss(fake, y, w), (w * each).mean(), atol=1e-6)
+
+
+def test_po_elic_adv_slope_weighs_low_rate_crops_more(po_setup, tmp_path):
+    from plic.recipes import make_trainer
+    from plic.train.trainer import TrainConfig
+
+    folder, init = po_setup
+    cfg = TrainConfig(model="hyperprior", lambda_min=0.0001, lambda_max=0.01, data=[str(folder)], steps=1,
+                      batch_size=2, crop=64, checkpoint_every=1, eval_every=0, init=str(init),
+                      recipe="po-elic", recipe_args={"target_bpp": 0.0, "adv_slope": 0.5})
+    t = make_trainer(cfg, tmp_path / "slope", log=lambda m: None)
+    w = t.recipe.adversarial_item_weights(torch.tensor([0.0001, 0.001, 0.01]))
+    assert torch.allclose(w, torch.tensor([10 ** 0.5, 1.0, 10 ** -0.5]))  # the range's geometric middle gets l_adv
+    t.run(progress=False)
+    flat = make_trainer(_po_cfg(folder, init, 1), tmp_path / "flat", log=lambda m: None)
+    assert flat.recipe.adversarial_item_weights(torch.tensor([0.01, 0.01])) is None

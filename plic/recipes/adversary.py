@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -42,9 +42,15 @@ class Adversary:
         maps, scales = inputs
         return self.disc(maps, y_hat, scales)
 
-    def generator_loss(self, fake: Inputs, y_hat: Tensor) -> Tensor:
+    def generator_loss(self, fake: Inputs, y_hat: Tensor, item_weights: Optional[Tensor] = None) -> Tensor:
+        """The codec's adversarial loss; with ``item_weights`` (one per batch item), their weighted mean
+        of each item's own loss."""
         with frozen(self.disc):
-            return self.g_loss(self.logits(fake, y_hat))
+            logits = self.logits(fake, y_hat)
+        if item_weights is None:
+            return self.g_loss(logits)
+        per_item = torch.stack([self.g_loss(item) for item in logits.split(1)])
+        return (item_weights.to(per_item) * per_item).mean()
 
     def step(self, real_in: Inputs, fake_in: Inputs, y_hat: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """One discriminator update; returns (its loss, real logits, fake logits)."""

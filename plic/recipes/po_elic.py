@@ -50,6 +50,13 @@ benchmarks/perceptual/artefacts.md). :func:`plic.losses.pixel.periodic_mse`
 is the mean square of the error's part that repeats with that period in
 every crop, which leaves texture free.
 
+Rate-dependent adversary (``adv_slope``, plic's, for variable rate): each
+crop's adversarial weight is ``l_adv * (lambda_mid / lambda) ** adv_slope``,
+lambda_mid the geometric middle of ``--lambda-range``. At l_adv 0.3 for
+every rate the low rates gained on LPIPS-Alex and DISTS and 0.30 bpp lost on
+both (benchmarks/perceptual/README.md): a strong adversary where the
+bitstream leaves texture to synthesise, a weaker one where it carries it.
+
 Cheaper variants (plic's, measured in benchmarks/perceptual/README.md):
 ``lpips_net=alexnet`` puts LPIPS-Alex in the loss instead of LPIPS-VGG
 (17x cheaper on this CPU; the style loss reads VGG16 features, so it must be
@@ -60,6 +67,7 @@ then skips the discriminator's update, 0.3 s of one thread).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Dict
 
 import torch
@@ -89,7 +97,8 @@ class POELIC(Recipe):
     def __init__(self, target_bpp: float = 0.15, lambda_above: float = 4.0, lambda_below: float = 0.5,
                  l_lpips: float = 1.0, l_charb: float = 1.0, l_adv: float = 0.008, l_style: float = 100.0,
                  d_lr: float = 1e-4, target_scale: float = 1.0, d_warmup: int = 0, lpips_net: str = "vgg16",
-                 discriminator: str = "pixels", l_lowpass: float = 0.0, l_grid: float = 0.0):
+                 discriminator: str = "pixels", l_lowpass: float = 0.0, l_grid: float = 0.0,
+                 adv_slope: float = 0.0):
         if lpips_net not in ("vgg16", "alexnet"):
             raise PlicError(f"po-elic: lpips_net must be vgg16 or alexnet, not {lpips_net!r}")
         if discriminator not in ("pixels", "vgg16"):
@@ -105,6 +114,7 @@ class POELIC(Recipe):
         self.lambda_above, self.lambda_below = float(lambda_above), float(lambda_below)
         self.weights = {"lpips": l_lpips, "charbonnier": l_charb, "adversarial": l_adv, "style": l_style,
                         "lowpass": l_lowpass, "grid": l_grid}
+        self.adv_slope = float(adv_slope)
         self.d_lr = float(d_lr)
         self.d_warmup = int(d_warmup)
         self.warmed = 0
@@ -134,6 +144,8 @@ class POELIC(Recipe):
             self.adversary = Adversary(trainer.model.M, device, "hinge", spectral_norm=True, lr=self.d_lr,
                                        on=self.discriminator)
         self.d_inputs = None  # (real, fake) of the last codec step, for the feature discriminator's update
+        # the lambda whose crops get l_adv itself under adv_slope: the range's geometric middle
+        self.lambda_mid = math.sqrt(trainer.cfg.lambda_min * trainer.cfg.lambda_max)
 
     #: the VGG16 stages the feature discriminator reads: relu2_2, relu3_3, relu4_3
     D_STAGES = slice(1, 4)
@@ -144,7 +156,13 @@ class POELIC(Recipe):
         scales = FeatureDiscriminator.scales(real)
         return (real, scales), (list(maps_hat[self.D_STAGES]), scales)
 
-    def terms(self, out, x) -> Dict[str, torch.Tensor]:
+    def adversarial_item_weights(self, lmbda):
+        """Each crop's share of l_adv under ``adv_slope``: (lambda_mid / lambda) ** adv_slope; None when flat."""
+        if not self.adv_slope:
+            return None
+        return (self.lambda_mid / lmbda.reshape(-1)) ** self.adv_slope
+
+    def terms(self, out, x, lmbda) -> Dict[str, torch.Tensor]:
         """The weighted distortion terms, by name (also what --analyze-gradients splits)."""
         x_hat = out["x_hat"]
         vgg_d = self.adversary is not None and self.discriminator == "vgg16"
@@ -152,10 +170,11 @@ class POELIC(Recipe):
         raw = {"lpips": feats["lpips"].mean(), "charbonnier": charbonnier(x_hat, x)}
         if vgg_d:
             real, fake = self.vgg_inputs(*feats["maps"])
-            raw["adversarial"] = self.adversary.generator_loss(fake, out["y_hat"])
+            raw["adversarial"] = self.adversary.generator_loss(fake, out["y_hat"], self.adversarial_item_weights(lmbda))
             self.d_inputs = (real, fake)
         elif self.adversary is not None:
-            raw["adversarial"] = self.adversary.generator_loss(x_hat, out["y_hat"])
+            raw["adversarial"] = self.adversary.generator_loss(x_hat, out["y_hat"],
+                                                               self.adversarial_item_weights(lmbda))
         if "style" in feats:
             raw["style"] = feats["style"]
         if self.weights["lowpass"]:
@@ -179,7 +198,7 @@ class POELIC(Recipe):
         bpp = bpp_per_item(out["likelihoods"], h * w)
         target = self.target_bpp if self.anchor is None else self.anchor_bpp(x, lmbda)
         rate = (rate_weight(bpp, target, self.lambda_above, self.lambda_below) * bpp).mean()
-        terms = self.terms(out, x)
+        terms = self.terms(out, x, lmbda)
         mse = ((out["x_hat"] - x) ** 2).mean()
         loss = rate + sum(terms.values())
         return {"loss": loss, "bpp": bpp.mean(), "mse": mse, "terms": {"rate": rate, **terms}}
