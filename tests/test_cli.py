@@ -173,12 +173,17 @@ def test_real_process_exit_status_and_no_traceback(tmp_path):
     assert not (tmp_path / "r.png").exists()
 
 
-def test_train_cli_small_run(tmp_path):
+def _noise_images(folder, size: int, count: int = 2):
+    """A training folder of ``count`` random RGB images, ``size`` pixels square."""
     rng = np.random.default_rng(0)
-    d = tmp_path / "imgs"
-    d.mkdir()
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_train_cli_small_run(tmp_path):
+    d = _noise_images(tmp_path / "imgs", 80)
     r = CliRunner().invoke(main, ["train", "--lambda", "0.0067", "--data", str(d), "--out", str(tmp_path / "run"),
                                   "--steps", "3", "--batch-size", "2", "--crop", "64", "--N", "16", "--M", "24",
                                   "--eval-every", "0", "--no-progress"])
@@ -200,11 +205,7 @@ def test_train_cli_elic_channel_groups(tmp_path):
     """--groups sets ELIC's uneven channel groups (so a small M can have a channel context); bad ones are refused."""
     from plic import zoo
 
-    rng = np.random.default_rng(0)
-    d = tmp_path / "imgs"
-    d.mkdir()
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    d = _noise_images(tmp_path / "imgs", 64)
     base = ["train", "--lambda", "0.0067", "--data", str(d), "--steps", "1", "--batch-size", "1", "--crop", "64",
             "--N", "16", "--M", "24", "--eval-every", "0", "--no-progress"]
     r = CliRunner().invoke(main, base + ["--model", "elic", "--groups", "8,16", "--out", str(tmp_path / "run")])
