@@ -52,10 +52,12 @@ every crop, which leaves texture free.
 
 Rate-dependent adversary (``adv_slope``, plic's, for variable rate): each
 crop's adversarial weight is ``l_adv * (lambda_mid / lambda) ** adv_slope``,
-lambda_mid the geometric middle of ``--lambda-range``. At l_adv 0.3 for
-every rate the low rates gained on LPIPS-Alex and DISTS and 0.30 bpp lost on
-both (benchmarks/perceptual/README.md): a strong adversary where the
-bitstream leaves texture to synthesise, a weaker one where it carries it.
+lambda_mid the geometric middle of ``--lambda-range``: a strong adversary
+where the bitstream leaves texture to synthesise, a weaker one where it
+carries it (at l_adv 0.3 for every rate, 0.075 bpp gained on LPIPS-Alex and
+DISTS and 0.30 bpp lost). Measured (benchmarks/perceptual/README.md): with
+adv_slope 0.6 the lowest rate gained most and 0.30 bpp lost even more,
+through the transforms all rates share.
 
 Cheaper variants (plic's, measured in benchmarks/perceptual/README.md):
 ``lpips_net=alexnet`` puts LPIPS-Alex in the loss instead of LPIPS-VGG
