@@ -160,12 +160,13 @@ class POELIC(Recipe):
 
     def adversarial_item_weights(self, lmbda):
         """Each crop's share of l_adv under ``adv_slope``: (lambda_mid / lambda) ** adv_slope; None when flat."""
-        if not self.adv_slope:
+        if not self.adv_slope or lmbda is None:
             return None
         return (self.lambda_mid / lmbda.reshape(-1)) ** self.adv_slope
 
-    def terms(self, out, x, lmbda) -> Dict[str, torch.Tensor]:
-        """The weighted distortion terms, by name (also what --analyze-gradients splits)."""
+    def terms(self, out, x, lmbda=None) -> Dict[str, torch.Tensor]:
+        """The weighted distortion terms, by name (also what --analyze-gradients splits); ``lmbda``, each
+        crop's lambda, matters only under ``adv_slope``."""
         x_hat = out["x_hat"]
         vgg_d = self.adversary is not None and self.discriminator == "vgg16"
         feats = self.features(x_hat, x, maps=True) if vgg_d else self.features(x_hat, x)
