@@ -171,13 +171,12 @@ class POELIC(Recipe):
         vgg_d = self.adversary is not None and self.discriminator == "vgg16"
         feats = self.features(x_hat, x, maps=True) if vgg_d else self.features(x_hat, x)
         raw = {"lpips": feats["lpips"].mean(), "charbonnier": charbonnier(x_hat, x)}
-        if vgg_d:
-            real, fake = self.vgg_inputs(*feats["maps"])
+        if self.adversary is not None:
+            fake = x_hat
+            if vgg_d:
+                real, fake = self.vgg_inputs(*feats["maps"])
+                self.d_inputs = (real, fake)
             raw["adversarial"] = self.adversary.generator_loss(fake, out["y_hat"], self.adversarial_item_weights(lmbda))
-            self.d_inputs = (real, fake)
-        elif self.adversary is not None:
-            raw["adversarial"] = self.adversary.generator_loss(x_hat, out["y_hat"],
-                                                               self.adversarial_item_weights(lmbda))
         if "style" in feats:
             raw["style"] = feats["style"]
         if self.weights["lowpass"]:
