@@ -220,6 +220,26 @@ def test_train_cli_elic_channel_groups(tmp_path):
         assert not (tmp_path / "bad").exists()
 
 
+def test_train_builds_a_new_hyperprior_at_the_shipped_width_and_a_resumed_run_at_its_own(tmp_path):
+    """Without --N/--M a new hyperprior is N=64/M=96 (the width measured best at equal CPU time), not the
+    constructor's 128/192; a resumed run keeps the width it was started with."""
+    from plic import zoo
+
+    d = _noise_images(tmp_path / "imgs", 64)
+    base = ["train", "--lambda", "0.0067", "--data", str(d), "--batch-size", "1", "--crop", "64",
+            "--eval-every", "0", "--no-progress"]
+    r = CliRunner().invoke(main, base + ["--steps", "1", "--out", str(tmp_path / "new")])
+    assert r.exit_code == 0, r.output
+    model = zoo.load_weights(tmp_path / "new" / "model.safetensors")
+    assert (model.N, model.M) == (64, 96)
+    r = CliRunner().invoke(main, base + ["--steps", "1", "--N", "16", "--M", "24", "--out", str(tmp_path / "small")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, base + ["--steps", "2", "--out", str(tmp_path / "small")])  # resumed, no --N/--M
+    assert r.exit_code == 0, r.output
+    model = zoo.load_weights(tmp_path / "small" / "model.safetensors")
+    assert (model.N, model.M) == (16, 24)
+
+
 def test_a_bad_file_in_a_folder_does_not_stop_the_batch(run, sample_image, tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -243,6 +243,20 @@ def test_po_elic_discriminator_warm_up_trains_only_the_discriminator(po_setup, t
     assert t.recipe.adversary.opt.state_dict()["state"][0]["step"] == 3
 
 
+def test_po_elic_train_only_keeps_the_synthesis_and_trains_the_encoder(po_setup, tmp_path):
+    """train_only=g_a,latent_codec: files from the finetune decode with the decoder users already have."""
+    from plic.recipes import make_trainer
+
+    folder, init = po_setup
+    t = make_trainer(_po_cfg(folder, init, 2, train_only="g_a,latent_codec", l_adv=0), tmp_path / "enc",
+                     log=lambda m: None)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.train_step()
+    changed = {k for k, v in t.model.state_dict().items() if not torch.equal(before[k], v)}
+    assert any(k.startswith("g_a.") for k in changed) and any(k.startswith("latent_codec.") for k in changed)
+    assert not any(k.startswith("g_s.") for k in changed)
+
+
 def test_po_elic_cheap_variant_uses_lpips_alex_and_no_discriminator(po_setup, tmp_path):
     import csv
 

@@ -23,7 +23,7 @@ def _device(name: str) -> str:
               show_default=True,
               help="rd: rate-distortion (train_only=PREFIXES: train those parameters only, e.g. latent_codec); "
                    "proxiqa: optimise for --metric through a learned proxy (ProxIQA); "
-                   "po-elic: perceptual finetuning under a rate target (PO-ELIC); st-lic: post-filter and "
+                   "po-elic: perceptual finetuning under a rate target (PO-ELIC; train_only as rd's); st-lic: post-filter and "
                    "semi-decoupled perceptual objective, variable rate (ST-LIC); grow-latent: rate-distortion "
                    "after scripts/widen_latent.py, the new channels' rate phased in (free_from=M_OLD)")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), help="po-elic: rate target")
@@ -61,8 +61,10 @@ def _device(name: str) -> str:
 @click.option("--shortcut/--no-shortcut", default=None,
               help="hyperprior: a linear wavelet path beside both transforms (AuxT), for faster convergence "
                    "[default: on for a new hyperprior; --init's and a resumed run's own setting otherwise]")
-@click.option("--N", "n_channels", type=int, help="transform channels (model default if omitted)")
-@click.option("--M", "m_channels", type=int, help="latent channels (model default if omitted)")
+@click.option("--N", "n_channels", type=int,
+              help="transform channels [default: 64 for a new hyperprior (with --M 96), else the model's]")
+@click.option("--M", "m_channels", type=int,
+              help="latent channels [default: 96 for a new hyperprior (with --N 64), else the model's]")
 @click.option("--groups", help="elic: channel groups of the latent, comma-separated, summing to --M "
                                "[default: 16,16,32,64,M-128]")
 @click.option("--init", type=click.Path(dir_okay=False), help="start from these weights")
@@ -145,6 +147,11 @@ def _config(o):
     same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
     model = o["model_name"] or (_init_model(o["init"]) if o["init"] else "hyperprior")
+    if model == "hyperprior" and not o["init"] and not (o["n_channels"] or o["m_channels"]):
+        # the shipped width, N=64/M=96, not the constructor's 128/192: at equal CPU time it gave 7.8 % lower
+        # R+lambda*D (benchmarks/rd_per_cpu_hour, "Width at equal time"). A resumed run keeps its own width.
+        width = {"N": 64, "M": 96} if resumed is None else resumed.get("model_args") or {}
+        model_args.update({k: width[k] for k in ("N", "M") if k in width})
     if o["groups"] and model not in ("elic", "elic-chandelier"):
         raise PlicError(f"--groups is an option of the elic models, not of {model!r}")
     if o["shortcut"] and model != "hyperprior":

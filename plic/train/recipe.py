@@ -41,6 +41,11 @@ def training_distortion(options: TrainOptions) -> str:
     return metric
 
 
+def parameter_prefixes(train_only: str) -> Tuple[str, ...]:
+    """The recipe argument ``train_only`` (comma-separated parameter-name prefixes) as a tuple."""
+    return tuple(p.strip() for p in str(train_only).split(",") if p.strip())
+
+
 class Recipe:
     """What one training step optimises.
 
@@ -68,9 +73,12 @@ class Recipe:
         """Constructor arguments the recipe needs in the model (e.g. a post-filter)."""
         return {}
 
+    #: parameter-name prefixes, the only parameters trained; empty: all (see :func:`parameter_prefixes`)
+    train_only: Tuple[str, ...] = ()
+
     def trains(self, name: str) -> bool:
-        """Whether the model parameter ``name`` is trained (all are, by default)."""
-        return True
+        """Whether the model parameter ``name`` is trained (all, unless ``train_only`` names prefixes)."""
+        return not self.train_only or name.startswith(self.train_only)
 
     def setup(self, trainer) -> None:
         self.trainer = trainer
@@ -112,10 +120,7 @@ class RateDistortion(Recipe):
         """``train_only``: comma-separated parameter-name prefixes, the only parameters trained (e.g.
         ``latent_codec``: the entropy model learns, the transforms keep their reconstructions)."""
         self.loss_fn = RateDistortionLoss(metric)
-        self.train_only = tuple(p.strip() for p in str(train_only).split(",") if p.strip())
-
-    def trains(self, name: str) -> bool:
-        return not self.train_only or name.startswith(self.train_only)
+        self.train_only = parameter_prefixes(train_only)
 
     def codec_loss(self, out, x, lmbda):
         return self.loss_fn(out, x, lmbda)
