@@ -99,16 +99,20 @@ class MeanScaleHyperprior(VariableRateCodec):
         )
         self.latent_codec = HyperpriorLatentCodec(
             latent_codec={
-                # The decoder sees y rounded around its predicted mean (STE)
-                # while the rate uses additive noise: the "mixed" quantization
-                # surrogate that trains better than noise alone.
-                "y": GaussianConditionalLatentCodec(quantizer="ste"),
+                "y": self.y_codec(),
                 "hyper": HyperLatentCodec(
                     entropy_bottleneck=EntropyBottleneck(N), h_a=h_a, h_s=h_s, quantizer="ste"
                 ),
             }
         )
         self.add_post_filter(post_filter)
+
+    def y_codec(self) -> nn.Module:
+        """The latent codec of y given the hyper-synthesis' means and scales."""
+        # The decoder sees y rounded around its predicted mean (STE) while the
+        # rate uses additive noise: the "mixed" quantization surrogate that
+        # trains better than noise alone.
+        return GaussianConditionalLatentCodec(quantizer="ste")
 
     def config(self) -> Dict[str, Any]:
         cfg: Dict[str, Any] = {"N": self.N, "M": self.M, **self.rate_config()}
