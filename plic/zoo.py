@@ -94,6 +94,16 @@ def shipped_path(name: str) -> Optional[Path]:
     return Path(str(resources.files("plic") / "weights" / PRETRAINED[name]))
 
 
+def save_derived_weights(model: torch.nn.Module, path: str | Path, source: str | Path, stage: Dict) -> bytes:
+    """Write ``model``, made from the weight file ``source`` by a script (no training), with ``source``'s
+    training record plus ``stage`` (what the script did), so ship_weights.py lists every stage; returns
+    its fingerprint."""
+    import json
+
+    earlier = json.loads(read_metadata(source).get("plic_training", "{}")).get("stages", [])
+    return save_weights(model, path, metadata={"plic_training": json.dumps({"stages": earlier + [stage]})})
+
+
 def save_weights(model: torch.nn.Module, path: str | Path, half: bool = False,
                  metadata: Optional[Dict[str, str]] = None) -> bytes:
     """Write ``model`` (CDF tables refreshed) to ``path``; returns its fingerprint.

@@ -5,7 +5,9 @@
 Every parameter of the hyperprior is kept; the context starts as no correction at all
 (:class:`plic.models.hyperprior_checkerboard.ResidualEntropyParameters`), so the new file
 reconstructs every image exactly as the old one and at the same rate, give or take the
-bytes of one more payload. Then train its entropy model alone, which only lowers the rate:
+bytes of one more payload. Then train it, the entropy model alone first (the transforms
+keep their pixels but for the means' moves), then every parameter, which is where the
+context pays (benchmarks/rd_per_cpu_hour/README.md):
 
     plic train --init runs/mse-cb.safetensors --lambda-range MIN MAX --recipe-arg train_only=latent_codec ...
 """
@@ -13,7 +15,6 @@ bytes of one more payload. Then train its entropy model alone, which only lowers
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
@@ -48,11 +49,9 @@ def main() -> None:
     if old.post_filter is not None:
         raise SystemExit(f"{args.weights}: has a post-filter; add the context to the codec before it")
     new = add_context(old, args.seed)
-    # keep the training record, so ship_weights.py lists the stages before this one
-    earlier = json.loads(zoo.read_metadata(args.weights).get("plic_training", "{}")).get("stages", [])
     stage = {"steps": 0, "recipe": "add-context", "note": f"checkerboard context added to {args.weights} "
              f"(scripts/add_context.py, seed {args.seed}; starts as no correction)"}
-    fp = zoo.save_weights(new, args.out, metadata={"plic_training": json.dumps({"stages": earlier + [stage]})})
+    fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: hyperprior -> hyperprior-checkerboard, fingerprint {fp.hex()}")
 
 

@@ -18,7 +18,6 @@ starting point), the rest starts fresh.
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
@@ -61,11 +60,10 @@ def main() -> None:
         raise SystemExit(f"{args.weights}: only hyperprior models (got {old.registry_name})")
     M = args.M or old.M
     new, fresh = finer_from(old, M, args.levels, *args.lambda_range, seed=args.seed)
-    earlier = json.loads(zoo.read_metadata(args.weights).get("plic_training", "{}")).get("stages", [])
     stage = {"steps": 0, "recipe": "finer-latent", "note": f"levels 4 -> {args.levels}, M {old.M} -> {M}, lambda "
              f"{args.lambda_range[0]:g}..{args.lambda_range[1]:g} (scripts/init_finer_latent.py, seed {args.seed}); "
              f"{len(fresh)} tensors fresh"}
-    fp = zoo.save_weights(new, args.out, metadata={"plic_training": json.dumps({"stages": earlier + [stage]})})
+    fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: stride {old.stride} -> {new.stride}, M {old.M} -> {M}, "
           f"{len(fresh)} tensors fresh: {', '.join(fresh) or 'none'}; fingerprint {fp.hex()}")
 

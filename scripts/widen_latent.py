@@ -25,7 +25,6 @@ gradient through the rounding: they stayed unused after 3,500 steps.)
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
@@ -98,11 +97,9 @@ def main() -> None:
     if old.registry_name != "hyperprior":
         raise SystemExit(f"{args.weights}: only hyperprior models can be widened (got {old.registry_name})")
     new = widen(old, args.M, args.copy_gain, args.seed)
-    # keep the training record, so ship_weights.py lists the stages before the widening
-    earlier = json.loads(zoo.read_metadata(args.weights).get("plic_training", "{}")).get("stages", [])
     stage = {"steps": 0, "recipe": "widen", "note": f"latent channels M {old.M} -> {args.M} "
              f"(scripts/widen_latent.py, copy gain {args.copy_gain:g}, seed {args.seed})"}
-    fp = zoo.save_weights(new, args.out, metadata={"plic_training": json.dumps({"stages": earlier + [stage]})})
+    fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: M {old.M} -> {args.M}, fingerprint {fp.hex()}")
 
 

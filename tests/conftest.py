@@ -47,3 +47,14 @@ def sample_plic(tiny_codec, sample_image) -> bytes:
     from plic.image_io import read_image
 
     return tiny_codec.encode(read_image(sample_image), quality=3).data
+
+
+def load_script(name: str):
+    """A module of ``scripts/`` (not a package), loaded from its file."""
+    import importlib.util
+
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -223,6 +223,8 @@ def test_train_cli_elic_channel_groups(tmp_path):
 def test_train_builds_a_new_hyperprior_at_the_shipped_width_and_a_resumed_run_at_its_own(tmp_path):
     """Without --N/--M a new hyperprior is N=64/M=96 (the width measured best at equal CPU time), not the
     constructor's 128/192; a resumed run keeps the width it was started with."""
+    import json
+
     from plic import zoo
 
     d = _noise_images(tmp_path / "imgs", 64)
@@ -238,6 +240,16 @@ def test_train_builds_a_new_hyperprior_at_the_shipped_width_and_a_resumed_run_at
     assert r.exit_code == 0, r.output
     model = zoo.load_weights(tmp_path / "small" / "model.safetensors")
     assert (model.N, model.M) == (16, 24)
+    # a run folder from before this default recorded no width: it was, and stays, the constructor's 128/192
+    r = CliRunner().invoke(main, base + ["--steps", "1", "--N", "128", "--M", "192", "--out", str(tmp_path / "old")])
+    assert r.exit_code == 0, r.output
+    state = json.loads((tmp_path / "old" / "state.json").read_text())
+    state["config"]["model_args"] = {k: v for k, v in state["config"]["model_args"].items() if k not in ("N", "M")}
+    (tmp_path / "old" / "state.json").write_text(json.dumps(state))
+    r = CliRunner().invoke(main, base + ["--steps", "2", "--out", str(tmp_path / "old")])
+    assert r.exit_code == 0, r.output
+    model = zoo.load_weights(tmp_path / "old" / "model.safetensors")
+    assert (model.N, model.M) == (128, 192)
 
 
 def test_a_bad_file_in_a_folder_does_not_stop_the_batch(run, sample_image, tmp_path):

@@ -3,25 +3,17 @@ until its context learns; then only the rate changes."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from plic import zoo
 from plic.codec import Codec
 from plic.image_io import PlanarImage
-from plic.models import CheckerboardHyperprior, MeanScaleHyperprior
-
-
-def _add_context_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "add_context.py"
-    spec = importlib.util.spec_from_file_location("add_context", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from plic.models import MeanScaleHyperprior
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +23,7 @@ def pair(tmp_path_factory):
     torch.manual_seed(3)
     old = MeanScaleHyperprior(N=16, M=24, lambda_min=0.002, lambda_max=0.05)
     zoo.save_weights(old, d / "old.safetensors")
-    new = _add_context_script().add_context(zoo.load_weights(d / "old.safetensors"))
+    new = load_script("add_context").add_context(zoo.load_weights(d / "old.safetensors"))
     zoo.save_weights(new, d / "new.safetensors")
     return d / "old.safetensors", d / "new.safetensors"
 
@@ -48,9 +40,21 @@ def test_adding_the_context_keeps_every_reconstruction_and_about_the_rate(pair):
     assert abs(len(b.data) - len(a.data)) <= 48  # one more payload's framing and coder flush
 
 
+def test_the_graft_trains_from_where_the_hyperprior_was(pair):
+    """The training pass (what the first step of a finetune sees) of the graft equals the hyperprior's."""
+    old, new = (zoo.load_weights(p).eval() for p in pair)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        a, b = old(x, [0.004, 0.03]), new(x, [0.004, 0.03])
+    torch.testing.assert_close(b["x_hat"], a["x_hat"])
+    torch.testing.assert_close(b["likelihoods"]["y"], a["likelihoods"]["y"])
+    torch.testing.assert_close(b["likelihoods"]["z"], a["likelihoods"]["z"])
+
+
 def test_a_context_that_has_learned_lowers_the_rate_of_a_correlated_latent(pair):
     """A context that predicts each non-anchor from its neighbours: on a smooth latent (neighbours alike)
-    the non-anchors cost fewer bits than under the hyperprior alone, and the file still decodes."""
+    the non-anchors cost fewer bits than under the hyperprior alone, and the two halves decode to what
+    was coded."""
     model = zoo.load_weights(pair[1])
     codec_y = model.latent_codec["y"]
     M = model.M
@@ -62,7 +66,8 @@ def test_a_context_that_has_learned_lowers_the_rate_of_a_correlated_latent(pair)
         for c in range(M):
             for i, j in ((1, 2), (2, 1), (2, 3), (3, 2)):
                 ctx.weight[M + c, c, i, j] = 0.25
-        assert codec_y.entropy_parameters.net[-1].weight.abs().sum() == 0  # the graft started at no correction
+        last = codec_y.entropy_parameters.net[-1]
+        assert not last.weight.any() and not last.bias.any()  # the graft starts at no correction
         # a correction that replaces the hyperprior's means by the context's (one 1x1 layer for clarity)
         direct = torch.nn.Conv2d(4 * M, 2 * M, 1, bias=False)
         direct.weight.zero_()
@@ -95,4 +100,3 @@ def test_only_a_hyperprior_takes_the_context(pair, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "only hyperprior models take this context" in r.stderr
     assert not (tmp_path / "x.safetensors").exists()
-    assert isinstance(zoo.load_weights(pair[1]), CheckerboardHyperprior)

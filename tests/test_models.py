@@ -58,13 +58,9 @@ def test_elic_codes_for_real(tmp_path):
 
 def test_widening_the_latent_keeps_what_the_old_channels_computed():
     # scripts/widen_latent.py grafts new latent channels onto a trained model
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "widen_latent.py"
-    spec = importlib.util.spec_from_file_location("widen_latent", path)
-    widen_latent = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(widen_latent)
+    widen_latent = load_script("widen_latent")
     torch.manual_seed(1)
     old = MeanScaleHyperprior(N=16, M=24).eval()
     new = widen_latent.widen(old, 40, copy_gain=0.1).eval()

@@ -62,9 +62,10 @@ def _device(name: str) -> str:
               help="hyperprior: a linear wavelet path beside both transforms (AuxT), for faster convergence "
                    "[default: on for a new hyperprior; --init's and a resumed run's own setting otherwise]")
 @click.option("--N", "n_channels", type=int,
-              help="transform channels [default: 64 for a new hyperprior (with --M 96), else the model's]")
+              help="transform channels [default: N=64/M=96 for a new hyperprior when neither is given, "
+                   "else the model's]")
 @click.option("--M", "m_channels", type=int,
-              help="latent channels [default: 96 for a new hyperprior (with --N 64), else the model's]")
+              help="latent channels [default: see --N]")
 @click.option("--groups", help="elic: channel groups of the latent, comma-separated, summing to --M "
                                "[default: 16,16,32,64,M-128]")
 @click.option("--init", type=click.Path(dir_okay=False), help="start from these weights")
@@ -129,7 +130,7 @@ def _config(o):
     if shortcut is None and not o["init"]:
         # on for a new hyperprior; a resumed run keeps its architecture
         shortcut = ((resumed.get("model_args") or {}).get("shortcut", False) if resumed is not None
-                    else (o["model_name"] or "hyperprior") == "hyperprior")
+                    else (o["model_name"] or "hyperprior") in MEAN_SCALE_HYPERPRIORS)
     if shortcut is not None and o["init"]:
         from plic import zoo
 
@@ -147,18 +148,22 @@ def _config(o):
     same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
     model = o["model_name"] or (_init_model(o["init"]) if o["init"] else "hyperprior")
-    if model == "hyperprior" and not o["init"] and not (o["n_channels"] or o["m_channels"]):
+    if model in MEAN_SCALE_HYPERPRIORS and not o["init"] and not (o["n_channels"] or o["m_channels"]):
         # the shipped width, N=64/M=96, not the constructor's 128/192: at equal CPU time it gave 7.8 % lower
         # R+lambda*D (benchmarks/rd_per_cpu_hour, "Width at equal time"). A resumed run keeps its own width.
         width = {"N": 64, "M": 96} if resumed is None else resumed.get("model_args") or {}
         model_args.update({k: width[k] for k in ("N", "M") if k in width})
     if o["groups"] and model not in ("elic", "elic-chandelier"):
         raise PlicError(f"--groups is an option of the elic models, not of {model!r}")
-    if o["shortcut"] and model != "hyperprior":
+    if o["shortcut"] and model not in MEAN_SCALE_HYPERPRIORS:
         raise PlicError(f"--shortcut is an option of the hyperprior model, not of {model!r}")
     return TrainConfig(model=model, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
                        prefetch=prefetch, crop_stages=_crop_stages(o, resumed), **{k: o[k] for k in same})
+
+
+#: the mean-scale hyperprior and its checkerboard variant: the same transforms, so the same defaults and --shortcut
+MEAN_SCALE_HYPERPRIORS = ("hyperprior", "hyperprior-checkerboard")
 
 
 def _groups(text: str, m_channels) -> list:

@@ -62,7 +62,8 @@ through the transforms all rates share.
 Encoder-only finetune (``train_only=g_a,latent_codec``, plic's): the synthesis, and so the
 decoder users already have, stays as it is; only what the encoder sends changes. Per image,
 SGA+ with LPIPS-VGG moved DISTS by 21 % at equal rate through the latents alone
-(benchmarks/perceptual/README.md), so part of that is there for an encoder to learn.
+(benchmarks/perceptual/README.md), so part of that seemed there for an encoder to learn;
+measured with l_lpips 2 and no adversary, 600 steps, it was worse on LPIPS-Alex and DISTS.
 
 Cheaper variants (plic's, measured in benchmarks/perceptual/README.md):
 ``lpips_net=alexnet`` puts LPIPS-Alex in the loss instead of LPIPS-VGG
