@@ -210,15 +210,21 @@ def perceptual_variant(name: str) -> str:
     return PERCEPTUAL[name]
 
 
+def shipped_names(model: str) -> List[str]:
+    """The shipped names whose weights on this machine are of architecture ``model`` (a name and its
+    architecture may differ: the default ``hyperprior`` is a ``hyperprior-checkerboard``)."""
+    return [n for n in PRETRAINED if (p := shipped_path(n)) is not None and p.is_file()
+            and read_metadata(p).get("plic_model") == model]
+
+
 def find_shipped(model: str, fingerprint: bytes, device: str = "cpu") -> Optional[str]:
     """The shipped weights of architecture ``model`` with this fingerprint, if any.
 
     A file's header names the architecture and fingerprints the weights; the
     decoder uses it to pick between shipped variants (MSE, perceptual).
     """
-    for name, path in ((n, shipped_path(n)) for n in PRETRAINED):
-        if path is None or not path.is_file() or read_metadata(path).get("plic_model") != model:
-            continue
+    for name in shipped_names(model):
+        path = shipped_path(name)
         recorded = stored_fingerprint(path)
         if (recorded or load_model(name, device).fingerprint) == fingerprint:
             return name

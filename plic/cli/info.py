@@ -49,9 +49,7 @@ def describe(f, data: bytes, input: Path) -> dict:
 
     h = f.header
     shipped, shipped_name = None, None
-    # shipped names and architectures differ (the default "hyperprior" is a hyperprior-checkerboard)
-    paths = [zoo.shipped_path(n) for n in zoo.PRETRAINED]
-    if any(p is not None and p.is_file() and zoo.read_metadata(p).get("plic_model") == h.model for p in paths):
+    if zoo.shipped_names(h.model):
         shipped_name = zoo.find_shipped(h.model, h.fingerprint)
         shipped = shipped_name is not None
     imported = None if shipped else zoo.find_imported(h.model, h.fingerprint)
