@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -322,10 +323,13 @@ class Codec:
                 out = self.entropy.decompress(payloads, _as_compressai_shapes(hd.shapes))
         except (ValueError, RuntimeError, AssertionError, IndexError, TypeError) as exc:
             raise BitstreamError(f"corrupt payload ({type(exc).__name__})") from None
-        y_hat = (out["y_hat"] * self._step(hd.lmbda)).to(self.device, self.dtype)
+        step = self._step(hd.lmbda)
+        y_hat = (out["y_hat"] * step).to(self.device, self.dtype)
         y_hat = y_hat.contiguous(memory_format=self.memory_format)
         s = self.y_stride
-        x_hat = _tiled(self.g_s, y_hat, s, TILE // s, MARGIN // s).contiguous()
+        # a synthesis told the rate (plic.models.rate_film) gets the step the file was coded with
+        synthesis = functools.partial(self.g_s, a=step.to(self.device)) if getattr(self.g_s, "takes_step", False) else self.g_s
+        x_hat = _tiled(synthesis, y_hat, s, TILE // s, MARGIN // s).contiguous()
         x_hat = x_hat[:, :, : hd.height, : hd.width]
         if hd.flags & bitstream.FLAG_POST_FILTER:
             if self.post_filter is None:

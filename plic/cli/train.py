@@ -61,6 +61,10 @@ def _device(name: str) -> str:
 @click.option("--shortcut/--no-shortcut", default=None,
               help="hyperprior: a linear wavelet path beside both transforms (AuxT), for faster convergence "
                    "[default: on for a new hyperprior; --init's and a resumed run's own setting otherwise]")
+@click.option("--rate-film/--no-rate-film", default=None,
+              help="hyperprior: the synthesis told the rate (a FiLM of the QVRF step after each GDN); starts "
+                   "as no change, so it can be added to an --init [default: --init's and a resumed run's own, "
+                   "else off]")
 @click.option("--N", "n_channels", type=int,
               help="transform channels [default: N=64/M=96 for a new hyperprior when neither is given, "
                    "else the model's]")
@@ -157,9 +161,31 @@ def _config(o):
         raise PlicError(f"--groups is an option of the elic models, not of {model!r}")
     if o["shortcut"] and model not in MEAN_SCALE_HYPERPRIORS:
         raise PlicError(f"--shortcut is an option of the hyperprior model, not of {model!r}")
+    _rate_film(o, model, model_args, resumed)
     return TrainConfig(model=model, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
                        prefetch=prefetch, crop_stages=_crop_stages(o, resumed), **{k: o[k] for k in same})
+
+
+def _rate_film(o, model, model_args, resumed) -> None:
+    """--rate-film into ``model_args``: it may be added to an --init (it starts as no change), not removed."""
+    film = o["rate_film"]
+    if film is None and resumed is not None:
+        film = bool((resumed.get("model_args") or {}).get("rate_film", False))
+    init = {}
+    if o["init"] and film is not None:
+        from plic import zoo
+
+        init = zoo.model_config(zoo.read_metadata(o["init"]))
+    if film is False and init.get("rate_film", False):
+        raise PlicError(f"--init {o['init']} has a rate-conditioned synthesis: it is part of its decoder "
+                        f"(drop --no-rate-film)")
+    if film:
+        if model not in MEAN_SCALE_HYPERPRIORS:
+            raise PlicError(f"--rate-film is an option of the hyperprior models, not of {model!r}")
+        if model_args.get("shortcut") or init.get("shortcut", False):
+            raise PlicError("--rate-film with the wavelet shortcut is not built (a new hyperprior: add --no-shortcut)")
+        model_args["rate_film"] = True
 
 
 #: the mean-scale hyperprior and its checkerboard variant: the same transforms, so the same defaults and --shortcut

@@ -141,6 +141,11 @@ class VariableRateCodec(CompressionModel):
         (hy, wy), (hz, wz) = shapes["y"], shapes["hyper"]
         return [self.M * hy * wy, self.N * hz * wz]
 
+    def synthesize(self, y_hat: Tensor, a: Tensor) -> Tensor:
+        """The image from the dequantized latent ``y_hat`` (the coded symbols times the QVRF step ``a``);
+        a synthesis told the rate (:mod:`plic.models.rate_film`) gets ``a`` too."""
+        return self.g_s(y_hat, a) if getattr(self.g_s, "takes_step", False) else self.g_s(y_hat)
+
     # -------------------------------------------------------------- training
     def latent_pass(self, y: Tensor, lmbda) -> Dict[str, Any]:
         """The latent codec's training pass on the analysis output ``y`` at ``lmbda`` (one, or one per item).
@@ -169,7 +174,7 @@ class VariableRateCodec(CompressionModel):
         with _autocast(x.device, None):
             out = self.latent_codec(y / a)
         with _autocast(x.device, autocast_dtype):
-            x_hat = self.g_s(out["y_hat"] * a)
+            x_hat = self.synthesize(out["y_hat"] * a, a)
         # y_hat: the quantized latent as the synthesis sees it (a GAN discriminator's condition)
         result = {"x_hat": x_hat.float(), "likelihoods": out["likelihoods"], "y": y, "y_hat": out["y_hat"] * a}
         if self.post_filter is not None:

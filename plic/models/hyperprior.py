@@ -21,6 +21,7 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from plic.models.base import COMPRESSAI_MSE_LAMBDAS, VariableRateCodec
+from plic.models.rate_film import RateConditionedSynthesis
 from plic.models.shortcut import (
     ORTHO_WEIGHT,
     InverseWaveletShortcut,
@@ -45,6 +46,8 @@ class MeanScaleHyperprior(VariableRateCodec):
     shortcut: a linear wavelet path beside both transforms (AuxT,
         :mod:`plic.models.shortcut`), trained with an orthogonality penalty;
         4 levels only.
+    rate_film: the synthesis told the rate, a FiLM from the QVRF step after each
+        of its GDNs (:mod:`plic.models.rate_film`); starts as no change.
     """
 
     def __init__(
@@ -57,13 +60,17 @@ class MeanScaleHyperprior(VariableRateCodec):
         post_filter: int | None = None,
         levels: int = 4,
         shortcut: bool = False,
+        rate_film: bool = False,
     ):
         super().__init__(lambda_min, lambda_max, lambda_ref)
         if levels not in (2, 3, 4):
             raise ValueError("levels must be 2, 3 or 4")
         if shortcut and levels != 4:
             raise ValueError("the wavelet shortcut halves every stage: it needs levels=4")
+        if shortcut and rate_film:
+            raise ValueError("a rate-conditioned synthesis with the wavelet shortcut is not built")
         self.N, self.M, self.levels, self.shortcut = int(N), int(M), int(levels), bool(shortcut)
+        self.rate_film = bool(rate_film)
         # y is 2**levels smaller than the image, z another 4 times (h_a's two stride-2 stages)
         self.y_stride = 2**levels
         self.stride = self.y_stride * 4
@@ -87,6 +94,8 @@ class MeanScaleHyperprior(VariableRateCodec):
             self.g_s = WithShortcuts(list(self.g_s), [InverseWaveletShortcut(M, N), InverseWaveletShortcut(N, N),
                                                       InverseWaveletShortcut(N, N), InverseWaveletShortcut(N, 3)],
                                      (1, 3, 5, 6))
+        if rate_film:
+            self.g_s = RateConditionedSynthesis(list(self.g_s), (N, N, N), (1, 3, 5))  # after each inverse GDN
         h_a = nn.Sequential(
             conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
             conv(N, N, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
@@ -120,6 +129,8 @@ class MeanScaleHyperprior(VariableRateCodec):
             cfg["levels"] = self.levels
         if self.shortcut:
             cfg["shortcut"] = True
+        if self.rate_film:
+            cfg["rate_film"] = True
         return cfg
 
     def regularization(self):

@@ -140,7 +140,7 @@ class FrozenProblem:
         with quantized_with(self.lc, fn), fixed_hyper_latent(self.lc, z):
             out = self.lc(y)
         bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
-        x_hat = self.model.g_s(out["y_hat"] * self.a)[..., : self.h, : self.w]
+        x_hat = self.model.synthesize(out["y_hat"] * self.a, self.a)[..., : self.h, : self.w]
         post_filter = getattr(self.model, "post_filter", None)
         if post_filter is not None:  # what the decoder shows is the post-filtered image: optimise that
             x_hat = post_filter(x_hat.clamp(0, 1))
