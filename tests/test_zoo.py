@@ -69,7 +69,10 @@ def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_decode_like_th
     assert all(f.is_file() for f in files)
     assert sum(f.stat().st_size for f in files) < 40e6
     for base, variant in zoo.PERCEPTUAL.items():
-        assert variant in zoo.PRETRAINED and zoo.read_metadata(zoo.shipped_path(variant))["plic_model"] == base
+        # the same architecture as the weights shipped under the base's name (since the sixteenth session the
+        # name "hyperprior" holds a hyperprior-checkerboard)
+        architecture = zoo.read_metadata(zoo.shipped_path(base))["plic_model"]
+        assert variant in zoo.PRETRAINED and zoo.read_metadata(zoo.shipped_path(variant))["plic_model"] == architecture
         v, b = zoo.load_model(variant), zoo.load_model(base)
         # a finetuned codec of the same architecture: no post_filter, so it decodes at the base model's speed
         assert v.post_filter is None and v.config()["N"] == b.config()["N"] and v.config()["M"] == b.config()["M"]
