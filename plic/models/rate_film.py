@@ -23,6 +23,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from plic.models.layers import LayersWithExtras
+
 
 class StepFiLM(nn.Module):
     """``x * (1 + gamma) + beta``, per channel, with ``(gamma, beta)`` a small MLP of ``log(a)``."""
@@ -38,7 +40,7 @@ class StepFiLM(nn.Module):
         return x * (1 + gamma) + beta
 
 
-class RateConditionedSynthesis(nn.Sequential):
+class RateConditionedSynthesis(LayersWithExtras):
     """A synthesis (its layers, indexed and named as before) with a :class:`StepFiLM` after the layers ``taps``.
 
     ``forward(y_hat, a)``: ``a`` is the QVRF step, one value or one per batch item.
@@ -47,12 +49,13 @@ class RateConditionedSynthesis(nn.Sequential):
     #: plic.models.base.VariableRateCodec.synthesize passes the step to transforms that say so
     takes_step = True
 
+    EXTRAS = ("_film",)
+
     def __init__(self, layers: Sequence[nn.Module], channels: Sequence[int], taps: Sequence[int]):
         super().__init__(*layers)
         if len(channels) != len(taps):
             raise ValueError("one channel count per tap")
         self.taps = tuple(int(t) for t in taps)
-        # kept out of the Sequential's own children, so that indexing and len() see the layers only
         self._film = nn.ModuleList(StepFiLM(c) for c in channels)
 
     def forward(self, x: Tensor, a: Tensor | float) -> Tensor:
@@ -64,13 +67,3 @@ class RateConditionedSynthesis(nn.Sequential):
                 x = self._film[k](x, log_a)
                 k += 1
         return x
-
-    def __iter__(self):
-        return (m for name, m in self._modules.items() if name != "_film")
-
-    def __len__(self) -> int:
-        return len(self._modules) - 1
-
-    def __getitem__(self, idx):
-        layers = list(iter(self))
-        return nn.Sequential(*layers[idx]) if isinstance(idx, slice) else layers[idx]

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from plic.models.layers import LayersWithExtras
+
 #: weight of the orthogonality penalty in the training loss (the paper's ``--ortho 0.1``)
 ORTHO_WEIGHT = 0.1
 
@@ -93,7 +95,7 @@ def orthogonality_penalty(module: nn.Module) -> Tensor:
     return total
 
 
-class WithShortcuts(nn.Sequential):
+class WithShortcuts(LayersWithExtras):
     """A transform (its layers, indexed as before) plus a linear path added after the layers ``taps``.
 
     The path runs on its own (each shortcut takes the previous shortcut's
@@ -101,12 +103,13 @@ class WithShortcuts(nn.Sequential):
     the transform's.
     """
 
+    EXTRAS = ("_shortcuts",)
+
     def __init__(self, layers: Sequence[nn.Module], shortcuts: Sequence[nn.Module], taps: Sequence[int]):
         super().__init__(*layers)
         if len(shortcuts) != len(taps):
             raise ValueError("one shortcut per tap")
         self.taps = tuple(int(t) for t in taps)
-        # kept out of the Sequential's own children, so that indexing and len() see the layers only
         self._shortcuts = nn.ModuleList(shortcuts)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -118,13 +121,3 @@ class WithShortcuts(nn.Sequential):
                 x = x + side
                 k += 1
         return x
-
-    def __iter__(self):
-        return (m for name, m in self._modules.items() if name != "_shortcuts")
-
-    def __len__(self) -> int:
-        return len(self._modules) - 1
-
-    def __getitem__(self, idx):
-        layers = list(iter(self))
-        return nn.Sequential(*layers[idx]) if isinstance(idx, slice) else layers[idx]
