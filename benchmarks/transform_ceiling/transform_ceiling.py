@@ -33,6 +33,8 @@ def measure(model, x: torch.Tensor, lambdas, old_m: int | None) -> dict:
     pad_h, pad_w = (-x.shape[2]) % model.stride, (-x.shape[3]) % model.stride
     xp = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     crop = (slice(None), slice(None), slice(0, x.shape[2]), slice(0, x.shape[3]))
+    if getattr(model, "rate_film", False):
+        raise SystemExit("the transform ceiling has no rate to tell a rate-conditioned synthesis (--rate-film)")
     row = {"no_quantization_psnr": psnr(model.g_s(model.g_a(xp))[crop].clamp(0, 1), x)}
     pixels = x.shape[2] * x.shape[3]
     for lam in lambdas:

@@ -63,8 +63,8 @@ def _device(name: str) -> str:
                    "[default: on for a new hyperprior; --init's and a resumed run's own setting otherwise]")
 @click.option("--rate-film/--no-rate-film", default=None,
               help="hyperprior: the synthesis told the rate (a FiLM of the QVRF step after each GDN); starts "
-                   "as no change, so it can be added to an --init [default: --init's and a resumed run's own, "
-                   "else off]")
+                   "as no change, so it can be added to an --init; a new hyperprior needs --no-shortcut with it "
+                   "[default: --init's and a resumed run's own, else off]")
 @click.option("--N", "n_channels", type=int,
               help="transform channels [default: N=64/M=96 for a new hyperprior when neither is given, "
                    "else the model's]")
@@ -179,11 +179,13 @@ def _rate_film(o, model, model_args, resumed) -> None:
         init = zoo.model_config(zoo.read_metadata(o["init"]))
     if film is False and init.get("rate_film", False):
         raise PlicError(f"--init {o['init']} has a rate-conditioned synthesis: it is part of its decoder "
-                        f"(drop --no-rate-film)")
+                        + ("(drop --no-rate-film)" if o["rate_film"] is False else f"and the run in {o['out']} has none"))
     if film:
         if model not in MEAN_SCALE_HYPERPRIORS:
             raise PlicError(f"--rate-film is an option of the hyperprior models, not of {model!r}")
-        if model_args.get("shortcut") or init.get("shortcut", False):
+        if init.get("shortcut", False):
+            raise PlicError(f"--init {o['init']} has the wavelet shortcut, which --rate-film is not built with")
+        if model_args.get("shortcut"):
             raise PlicError("--rate-film with the wavelet shortcut is not built (a new hyperprior: add --no-shortcut)")
         model_args["rate_film"] = True
 

@@ -69,9 +69,9 @@ def to_compressai(model, lmbda: float):
     import compressai.models
 
     if (type(model) not in TWINS or getattr(model, "levels", 4) != 4 or model.post_filter is not None
-            or getattr(model, "shortcut", False)):
-        raise ValueError("only plic's 4-level hyperprior and scale hyperprior without a post-filter or wavelet "
-                         "shortcut have CompressAI twins")
+            or getattr(model, "shortcut", False) or getattr(model, "rate_film", False)):
+        raise ValueError("only plic's 4-level hyperprior and scale hyperprior without a post-filter, wavelet "
+                         "shortcut or rate-conditioned synthesis have CompressAI twins")
     a = float(model.quant_step(torch.tensor([lmbda])).item())
     state = _renamed(model.state_dict(), [(ours, theirs) for ours, theirs in _PREFIXES])
     last, first = f"g_a.{len(model.g_a) - 1}", "g_s.0"

@@ -36,8 +36,12 @@ class StepFiLM(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: Tensor, log_a: Tensor) -> Tensor:
-        gamma, beta = self.net(log_a.to(x.dtype)).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        return x * (1 + gamma) + beta
+        # the small network in its own precision (float32 in training, float64 in an exact decode), out of any
+        # autocast: bfloat16 would see log(a) in steps of 1/64 and round gamma to 3 digits
+        with torch.autocast(x.device.type, enabled=False):
+            out = self.net(log_a.to(self.net[0].weight.dtype))
+        gamma, beta = out.to(x.dtype).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return x + x * gamma + beta
 
 
 class RateConditionedSynthesis(LayersWithExtras):
