@@ -43,6 +43,7 @@ from plic.errors import BitstreamError, PlicError
 from plic.image_io import PlanarImage, decode_alpha, encode_alpha, to_pil
 from plic.models.base import VariableRateCodec
 from plic.models.latent_hooks import fixed_hyper_latent
+from plic.models.rate_film import synthesize
 from plic.search import bisect
 from plic.units import psnr_from_mse
 
@@ -328,7 +329,7 @@ class Codec:
         y_hat = y_hat.contiguous(memory_format=self.memory_format)
         s = self.y_stride
         # a synthesis told the rate (plic.models.rate_film) gets the step the file was coded with
-        synthesis = functools.partial(self.g_s, a=step.to(self.device)) if getattr(self.g_s, "takes_step", False) else self.g_s
+        synthesis = functools.partial(synthesize, self.g_s, a=step.to(self.device))
         x_hat = _tiled(synthesis, y_hat, s, TILE // s, MARGIN // s).contiguous()
         x_hat = x_hat[:, :, : hd.height, : hd.width]
         if hd.flags & bitstream.FLAG_POST_FILTER:

@@ -29,6 +29,8 @@ import torch
 from compressai.models import CompressionModel
 from torch import Tensor
 
+from plic.models.rate_film import synthesize
+
 #: Lagrange multipliers of CompressAI's quality levels 1..8 (MSE models). A
 #: user of CompressAI reads ``--quality 3`` as lambda 0.0067; plic keeps that.
 COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -144,7 +146,7 @@ class VariableRateCodec(CompressionModel):
     def synthesize(self, y_hat: Tensor, a: Tensor) -> Tensor:
         """The image from the dequantized latent ``y_hat`` (the coded symbols times the QVRF step ``a``);
         a synthesis told the rate (:mod:`plic.models.rate_film`) gets ``a`` too."""
-        return self.g_s(y_hat, a) if getattr(self.g_s, "takes_step", False) else self.g_s(y_hat)
+        return synthesize(self.g_s, y_hat, a)
 
     # -------------------------------------------------------------- training
     def latent_pass(self, y: Tensor, lmbda) -> Dict[str, Any]:

@@ -26,6 +26,11 @@ from torch import Tensor, nn
 from plic.models.layers import LayersWithExtras
 
 
+def synthesize(g_s: nn.Module, y_hat: Tensor, a: Tensor) -> Tensor:
+    """Run a synthesis transform on the dequantized latent; one told the rate (``takes_step``) gets ``a`` too."""
+    return g_s(y_hat, a) if getattr(g_s, "takes_step", False) else g_s(y_hat)
+
+
 class StepFiLM(nn.Module):
     """``x * (1 + gamma) + beta``, per channel, with ``(gamma, beta)`` a small MLP of ``log(a)``."""
 
