@@ -217,13 +217,15 @@ def shipped_names(model: str) -> List[str]:
             and read_metadata(p).get("plic_model") == model]
 
 
-def find_shipped(model: str, fingerprint: bytes, device: str = "cpu") -> Optional[str]:
+def find_shipped(model: str, fingerprint: bytes, device: str = "cpu",
+                 names: Optional[List[str]] = None) -> Optional[str]:
     """The shipped weights of architecture ``model`` with this fingerprint, if any.
 
     A file's header names the architecture and fingerprints the weights; the
     decoder uses it to pick between shipped variants (MSE, perceptual).
+    ``names``: :func:`shipped_names` of ``model`` where the caller has them already.
     """
-    for name in shipped_names(model):
+    for name in shipped_names(model) if names is None else names:
         path = shipped_path(name)
         recorded = stored_fingerprint(path)
         if (recorded or load_model(name, device).fingerprint) == fingerprint:

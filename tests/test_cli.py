@@ -201,6 +201,26 @@ def test_train_cli_small_run(tmp_path):
     assert not (tmp_path / "r4").exists()
 
 
+def test_train_cli_refuses_an_init_file_that_is_not_plic_weights_in_one_line(tmp_path):
+    """--init's header is read once, up front: a foreign, damaged or missing file stops the run before its folder."""
+    import torch
+    from safetensors.torch import save_file
+
+    d = _noise_images(tmp_path / "imgs", 8)
+    save_file({"a": torch.zeros(1)}, str(tmp_path / "foreign.safetensors"))
+    save_file({"a": torch.zeros(1)}, str(tmp_path / "damaged.safetensors"),
+              metadata={"plic_model": "hyperprior", "plic_config": "{not json"})
+    (tmp_path / "noise.safetensors").write_bytes(b"\x00" * 64)
+    for name, message in (("foreign", "not a plic weight file (no model name in its metadata)"),
+                          ("damaged", "its model configuration (metadata plic_config) is damaged"),
+                          ("noise", "not a readable safetensors weight file"),
+                          ("missing", "not a readable safetensors weight file")):
+        r = CliRunner().invoke(main, ["train", "--lambda", "0.0067", "--data", str(d), "--steps", "1",
+                                      "--init", str(tmp_path / f"{name}.safetensors"), "--out", str(tmp_path / name)])
+        _one_line_error(r, message)
+        assert not (tmp_path / name).exists()
+
+
 def test_train_cli_elic_channel_groups(tmp_path):
     """--groups sets ELIC's uneven channel groups (so a small M can have a channel context); bad ones are refused."""
     from plic import zoo

@@ -49,8 +49,9 @@ def describe(f, data: bytes, input: Path) -> dict:
 
     h = f.header
     shipped, shipped_name = None, None
-    if zoo.shipped_names(h.model):
-        shipped_name = zoo.find_shipped(h.model, h.fingerprint)
+    names = zoo.shipped_names(h.model)
+    if names:  # else None: no shipped weights of this architecture, not "other weights"
+        shipped_name = zoo.find_shipped(h.model, h.fingerprint, names=names)
         shipped = shipped_name is not None
     imported = None if shipped else zoo.find_imported(h.model, h.fingerprint)
     flags = [name for bit, name in ((bitstream.FLAG_ALPHA, "alpha"),

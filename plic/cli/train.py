@@ -124,6 +124,8 @@ def _config(o):
     if o["groups"]:
         model_args["groups"] = _groups(o["groups"], o["m_channels"])
     resumed = _resumed_config(o["out"])
+    # the --init file's header, read once: its model name, shortcut and rate film decide below
+    init_meta = _init_metadata(o["init"])
     # Defaults measured at equal CPU time (benchmarks/rd_per_cpu_hour): a new model learns fastest at a
     # higher peak rate after a short warmup; a finetune (--init) keeps CompressAI's gentler 1e-4. A
     # resumed run keeps what it was started with.
@@ -136,9 +138,7 @@ def _config(o):
         shortcut = ((resumed.get("model_args") or {}).get("shortcut", False) if resumed is not None
                     else (o["model_name"] or "hyperprior") in MEAN_SCALE_HYPERPRIORS)
     if shortcut is not None and o["init"]:
-        from plic import zoo
-
-        has = bool(zoo.model_config(zoo.read_metadata(o["init"])).get("shortcut", False))
+        has = bool(init_meta["config"].get("shortcut", False))
         if has != shortcut:
             raise PlicError(f"--init {o['init']} {'has' if has else 'has no'} wavelet shortcut: it is part of the "
                             f"architecture, trained from the start (drop --{'no-' if not shortcut else ''}shortcut)")
@@ -151,7 +151,9 @@ def _config(o):
     prefetch = (2 if o["device"].startswith("cuda") else 0) if o["prefetch"] is None else o["prefetch"]
     same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
-    model = o["model_name"] or (_init_model(o["init"]) if o["init"] else "hyperprior")
+    model = o["model_name"] or (init_meta["model"] if o["init"] else "hyperprior")
+    if not model:
+        raise PlicError(f"--init {o['init']}: not a plic weight file (no model name in its metadata)")
     if model in MEAN_SCALE_HYPERPRIORS and not o["init"] and not (o["n_channels"] or o["m_channels"]):
         # the shipped width, N=64/M=96, not the constructor's 128/192: at equal CPU time it gave 7.8 % lower
         # R+lambda*D (benchmarks/rd_per_cpu_hour, "Width at equal time"). A resumed run keeps its own width.
@@ -161,22 +163,18 @@ def _config(o):
         raise PlicError(f"--groups is an option of the elic models, not of {model!r}")
     if o["shortcut"] and model not in MEAN_SCALE_HYPERPRIORS:
         raise PlicError(f"--shortcut is an option of the hyperprior model, not of {model!r}")
-    _rate_film(o, model, model_args, resumed)
+    _rate_film(o, model, model_args, resumed, init_meta["config"])
     return TrainConfig(model=model, model_args=model_args, lambda_min=lo, lambda_max=hi, metric=metric,
                        data=list(o["data"]), lr_milestones=milestones, eval_every=eval_every, recipe_args=recipe_args,
                        prefetch=prefetch, crop_stages=_crop_stages(o, resumed), **{k: o[k] for k in same})
 
 
-def _rate_film(o, model, model_args, resumed) -> None:
-    """--rate-film into ``model_args``: it may be added to an --init (it starts as no change), not removed."""
+def _rate_film(o, model, model_args, resumed, init: dict) -> None:
+    """--rate-film into ``model_args``: it may be added to an --init (it starts as no change), not removed.
+    ``init``: the --init file's model configuration ({} without one)."""
     film = o["rate_film"]
     if film is None and resumed is not None:
         film = bool((resumed.get("model_args") or {}).get("rate_film", False))
-    init = {}
-    if o["init"] and film is not None:
-        from plic import zoo
-
-        init = zoo.model_config(zoo.read_metadata(o["init"]))
     if film is False and init.get("rate_film", False):
         raise PlicError(f"--init {o['init']} has a rate-conditioned synthesis: it is part of its decoder "
                         + ("(drop --no-rate-film)" if o["rate_film"] is False else f"and the run in {o['out']} has none"))
@@ -256,14 +254,20 @@ def _resumed_config(out):
         return None  # the trainer reports a damaged run folder in its own words
 
 
-def _init_model(init) -> str:
-    """The registry name recorded in an --init weight file (a missing or foreign file fails in one line)."""
+def _init_metadata(init) -> dict:
+    """What the run needs of an --init weight file's header: its registry name ("model", None if it
+    records none) and model configuration ("config"); empty without --init. An unreadable file fails
+    in one line."""
+    if not init:
+        return {"model": None, "config": {}}
     from plic import zoo
 
-    name = zoo.read_metadata(init).get("plic_model")
-    if not name:
-        raise PlicError(f"--init {init}: not a plic weight file (no model name in its metadata)")
-    return name
+    meta = zoo.read_metadata(init)
+    try:
+        config = zoo.model_config(meta)
+    except (ValueError, TypeError, AttributeError):
+        raise PlicError(f"--init {init}: its model configuration (metadata plic_config) is damaged") from None
+    return {"model": meta.get("plic_model") or None, "config": config}
 
 
 def _lambdas(recipe, lmbda, lambda_range, init, target_bpp, data, crop) -> tuple:
