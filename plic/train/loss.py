@@ -40,5 +40,6 @@ class RateDistortionLoss(torch.nn.Module):
         else:
             distortion = 1 - ms_ssim(x_hat.clamp(0, 1), target, data_range=1.0, size_average=False)
         lmbda = lmbda.to(target).reshape(-1)
-        loss = (lmbda * distortion + bpp).mean()
-        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "distortion": distortion.mean()}
+        items = lmbda * distortion + bpp
+        return {"loss": items.mean(), "items": items, "bpp": bpp.mean(), "mse": mse.mean(),
+                "distortion": distortion.mean()}

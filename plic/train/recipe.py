@@ -116,11 +116,35 @@ class RateDistortion(Recipe):
     def from_options(cls, options: TrainOptions) -> Tuple[Dict[str, Any], str]:
         return {}, training_distortion(options)  # the trainer builds this recipe from its --metric
 
-    def __init__(self, metric: str = "mse", train_only: str = ""):
+    def __init__(self, metric: str = "mse", train_only: str = "", balance_rates: float = 0):
         """``train_only``: comma-separated parameter-name prefixes, the only parameters trained (e.g.
-        ``latent_codec``: the entropy model learns, the transforms keep their reconstructions)."""
+        ``latent_codec``: the entropy model learns, the transforms keep their reconstructions).
+        ``balance_rates=1``: every rate of a variable-rate run weighs alike (:mod:`plic.train.rate_balance`)."""
+        if balance_rates not in (0, 1):
+            raise PlicError(f"--recipe-arg balance_rates takes 0 or 1, not {balance_rates!r}")
         self.loss_fn = RateDistortionLoss(metric)
         self.train_only = parameter_prefixes(train_only)
+        self.balance_rates = bool(balance_rates)
+        self.balance = None
+
+    def setup(self, trainer) -> None:
+        super().setup(trainer)
+        if self.balance_rates:
+            from plic.train.rate_balance import RateBalance
+
+            if trainer.cfg.lambda_min == trainer.cfg.lambda_max:
+                raise PlicError("--recipe-arg balance_rates=1 needs a variable-rate run (--lambda-range)")
+            self.balance = RateBalance(trainer.cfg.lambda_min, trainer.cfg.lambda_max)
 
     def codec_loss(self, out, x, lmbda):
-        return self.loss_fn(out, x, lmbda)
+        losses = self.loss_fn(out, x, lmbda)
+        if self.balance is not None:
+            losses["loss"] = self.balance.loss(lmbda.reshape(-1), losses["items"])
+        return losses
+
+    def state(self):
+        return (self.balance.state() if self.balance is not None else {}), {}
+
+    def load_state(self, tensors, meta) -> None:
+        if self.balance is not None:
+            self.balance.load_state(tensors)

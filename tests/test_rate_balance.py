@@ -1,0 +1,80 @@
+"""Rate balance: every rate of a variable-rate run weighs alike in the loss, and a resumed run is exact."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from plic.errors import PlicError
+from plic.train.rate_balance import RateBalance
+from plic.train.trainer import TrainConfig, Trainer
+
+
+def test_each_items_gradient_is_its_relative_loss_whatever_its_rate():
+    balance = RateBalance(1e-4, 0.45, bins=4)
+    lmbda = torch.tensor([1e-4, 0.45])
+    # the top of the range's loss is 200 times the bottom's, as for the default model
+    for _ in range(3):
+        balance.loss(lmbda, torch.tensor([0.08, 16.0]))
+    items = torch.tensor([0.08, 16.0], requires_grad=True)
+    balance.loss(lmbda, items).backward()
+    # the gradient of each item is in proportion to 1 / its rate's mean loss: a 1 % better item at
+    # either end lowers the loss alike
+    relative = (items.grad * items.detach()).tolist()
+    assert relative[0] == pytest.approx(relative[1])
+    plain = torch.tensor([0.08, 16.0], requires_grad=True)
+    plain.mean().backward()
+    assert plain.grad[0] == plain.grad[1]  # without it: an absolute unit of loss, the top of the range's
+
+
+def test_running_means_bin_by_log_lambda_and_start_at_the_first_batch():
+    balance = RateBalance(1e-4, 1e-2, bins=2)  # the bins split at 1e-3
+    assert balance.bin_of(torch.tensor([1e-4, 9e-4, 1.1e-3, 1e-2])).tolist() == [0, 0, 1, 1]
+    balance.update(torch.tensor([1e-4, 1e-2]), torch.tensor([1.0, 10.0]))
+    assert balance.mean.tolist() == [1.0, 10.0]
+    balance.update(torch.tensor([1e-4]), torch.tensor([2.0]))
+    assert balance.mean.tolist() == pytest.approx([1.0 * 0.98 + 2.0 * 0.02, 10.0])
+
+
+def _cfg(folder, steps, **recipe_args):
+    return TrainConfig(model="hyperprior", model_args={"N": 16, "M": 24}, lambda_min=0.002, lambda_max=0.05,
+                       data=[str(folder)], steps=steps, batch_size=2, crop=64, checkpoint_every=2, eval_every=0,
+                       lr_milestones=[0.5], recipe_args=recipe_args)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (80, 90, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return d
+
+
+def test_a_balanced_run_resumes_exactly_and_trains_otherwise_than_a_plain_one(images, tmp_path):
+    Trainer(_cfg(images, 4, balance_rates=1), tmp_path / "a", log=lambda m: None).run(progress=False)
+    t = Trainer(_cfg(images, 4, balance_rates=1), tmp_path / "b", log=lambda m: None)
+    for _ in range(2):
+        t.train_step()
+    t.save_checkpoint()
+    t.train_step()  # lost at the "kill"
+    Trainer(_cfg(images, 4, balance_rates=1), tmp_path / "b", log=lambda m: None).run(progress=False)
+    Trainer(_cfg(images, 4), tmp_path / "plain", log=lambda m: None).run(progress=False)
+    rows = {k: [r["loss"] for r in csv.DictReader(open(tmp_path / k / "train.csv"))] for k in ("a", "b", "plain")}
+    assert rows["a"][2:] == rows["b"]
+    assert rows["a"][-1] != rows["plain"][-1]  # the same crops and lambdas, another loss
+
+
+def test_balance_needs_a_range_of_rates_and_takes_0_or_1(images, tmp_path):
+    cfg = _cfg(images, 1, balance_rates=1)
+    cfg.lambda_max = cfg.lambda_min
+    with pytest.raises(PlicError, match="needs a variable-rate run"):
+        Trainer(cfg, tmp_path / "one", log=lambda m: None)
+    assert not (tmp_path / "one").exists()
+    with pytest.raises(PlicError, match="takes 0 or 1"):
+        Trainer(_cfg(images, 1, balance_rates=0.5), tmp_path / "half", log=lambda m: None)
