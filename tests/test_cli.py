@@ -215,8 +215,8 @@ def test_train_cli_refuses_an_init_file_that_is_not_plic_weights_in_one_line(tmp
                           ("damaged", "its model configuration (metadata plic_config) is damaged"),
                           ("noise", "not a readable safetensors weight file"),
                           ("missing", "not a readable safetensors weight file")):
-        r = CliRunner().invoke(main, ["train", "--lambda", "0.0067", "--data", str(d), "--steps", "1",
-                                      "--init", str(tmp_path / f"{name}.safetensors"), "--out", str(tmp_path / name)])
+        r = CliRunner().invoke(main, ["train", "--lambda", "0.0067", "--data", str(d), "--steps", "1", "--eval-every",
+                                      "0", "--init", str(tmp_path / f"{name}.safetensors"), "--out", str(tmp_path / name)])
         _one_line_error(r, message)
         assert not (tmp_path / name).exists()
 

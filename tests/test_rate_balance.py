@@ -15,18 +15,20 @@ from plic.train.trainer import TrainConfig, Trainer
 def test_each_items_gradient_is_its_relative_loss_whatever_its_rate():
     balance = RateBalance(1e-4, 0.45, bins=4)
     lmbda = torch.tensor([1e-4, 0.45])
-    # the top of the range's loss is 200 times the bottom's, as for the default model
+    # the top of the range's loss about a hundred times the bottom's, as for the default model
     for _ in range(3):
-        balance.loss(lmbda, torch.tensor([0.08, 16.0]))
-    items = torch.tensor([0.08, 16.0], requires_grad=True)
-    balance.loss(lmbda, items).backward()
+        balance.loss(lmbda, torch.tensor([0.17, 16.5]))
+    items = torch.tensor([0.17, 16.5], requires_grad=True)
+    loss = balance.loss(lmbda, items)
+    loss.backward()
     # the gradient of each item is in proportion to 1 / its rate's mean loss: a 1 % better item at
-    # either end lowers the loss alike
+    # either end lowers the loss alike (the plain mean's gradient is 1/2 for both: a unit of loss at
+    # the top, where a unit is a small part of the loss, counts as much as one at the bottom)
     relative = (items.grad * items.detach()).tolist()
     assert relative[0] == pytest.approx(relative[1])
-    plain = torch.tensor([0.08, 16.0], requires_grad=True)
-    plain.mean().backward()
-    assert plain.grad[0] == plain.grad[1]  # without it: an absolute unit of loss, the top of the range's
+    assert items.grad[0] > 50 * items.grad[1]
+    # in the usual units: with the means steady, the loss is their mean, here the plain batch mean
+    assert float(loss) == pytest.approx((0.17 + 16.5) / 2)
 
 
 def test_running_means_bin_by_log_lambda_and_start_at_the_first_batch():
@@ -65,9 +67,24 @@ def test_a_balanced_run_resumes_exactly_and_trains_otherwise_than_a_plain_one(im
     t.train_step()  # lost at the "kill"
     Trainer(_cfg(images, 4, balance_rates=1), tmp_path / "b", log=lambda m: None).run(progress=False)
     Trainer(_cfg(images, 4), tmp_path / "plain", log=lambda m: None).run(progress=False)
-    rows = {k: [r["loss"] for r in csv.DictReader(open(tmp_path / k / "train.csv"))] for k in ("a", "b", "plain")}
-    assert rows["a"][2:] == rows["b"]
-    assert rows["a"][-1] != rows["plain"][-1]  # the same crops and lambdas, another loss
+    rows = {k: list(csv.DictReader(open(tmp_path / k / "train.csv"))) for k in ("a", "b", "plain")}
+    assert [r["loss"] for r in rows["a"]][2:] == [r["loss"] for r in rows["b"]]
+    from plic import zoo
+
+    wa, wb, wp = (zoo.load_weights(tmp_path / k / "model.safetensors").state_dict() for k in ("a", "b", "plain"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the same crops and lambdas, another objective: other weights, and the plain loss logged beside
+    assert not all(torch.equal(wa[k], wp[k]) for k in wa)
+    assert "term_rd" in rows["a"][0] and "term_rd" not in rows["plain"][0]
+
+
+def test_a_run_resumes_with_the_objective_it_started_with(images, tmp_path):
+    Trainer(_cfg(images, 2, balance_rates=1), tmp_path / "bal", log=lambda m: None).run(progress=False)
+    with pytest.raises(PlicError, match="started with --recipe-arg balance_rates=1"):
+        Trainer(_cfg(images, 4), tmp_path / "bal", log=lambda m: None).run(progress=False)
+    Trainer(_cfg(images, 2), tmp_path / "plain", log=lambda m: None).run(progress=False)
+    with pytest.raises(PlicError, match="started without"):
+        Trainer(_cfg(images, 4, balance_rates=1), tmp_path / "plain", log=lambda m: None).run(progress=False)
 
 
 def test_balance_needs_a_range_of_rates_and_takes_0_or_1(images, tmp_path):

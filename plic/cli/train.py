@@ -21,7 +21,8 @@ def _device(name: str) -> str:
 @click.option("--lambda-range", nargs=2, type=float, help="train one variable-rate (QVRF) model over [MIN MAX]")
 @click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic", "st-lic", "grow-latent"]), default="rd",
               show_default=True,
-              help="rd: rate-distortion (train_only=PREFIXES: train those parameters only, e.g. latent_codec); "
+              help="rd: rate-distortion (train_only=PREFIXES: train those parameters only, e.g. latent_codec; "
+                   "balance_rates=1: every rate of a --lambda-range run weighs alike); "
                    "proxiqa: optimise for --metric through a learned proxy (ProxIQA); "
                    "po-elic: perceptual finetuning under a rate target (PO-ELIC; train_only as rd's); st-lic: post-filter and "
                    "semi-decoupled perceptual objective, variable rate (ST-LIC); grow-latent: rate-distortion "
@@ -126,6 +127,8 @@ def _config(o):
     resumed = _resumed_config(o["out"])
     # the --init file's header, read once: its model name, shortcut and rate film decide below
     init_meta = _init_metadata(o["init"])
+    if o["init"] and not o["model_name"] and not init_meta["model"]:
+        raise PlicError(f"--init {o['init']}: not a plic weight file (no model name in its metadata)")
     # Defaults measured at equal CPU time (benchmarks/rd_per_cpu_hour): a new model learns fastest at a
     # higher peak rate after a short warmup; a finetune (--init) keeps CompressAI's gentler 1e-4. A
     # resumed run keeps what it was started with.
@@ -152,8 +155,6 @@ def _config(o):
     same = ("steps", "batch_size", "crop", "lr", "lr_gamma", "warmup_steps", "clip_grad", "ema", "seed", "checkpoint_every",
             "eval_data", "eval_images", "init", "precision", "deterministic", "recipe")
     model = o["model_name"] or (init_meta["model"] if o["init"] else "hyperprior")
-    if not model:
-        raise PlicError(f"--init {o['init']}: not a plic weight file (no model name in its metadata)")
     if model in MEAN_SCALE_HYPERPRIORS and not o["init"] and not (o["n_channels"] or o["m_channels"]):
         # the shipped width, N=64/M=96, not the constructor's 128/192: at equal CPU time it gave 7.8 % lower
         # R+lambda*D (benchmarks/rd_per_cpu_hour, "Width at equal time"). A resumed run keeps its own width.

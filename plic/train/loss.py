@@ -31,6 +31,8 @@ class RateDistortionLoss(torch.nn.Module):
         self.metric = metric
 
     def forward(self, out: Dict[str, Tensor], target: Tensor, lmbda: Tensor) -> Dict[str, Tensor]:
+        """The batch's mean loss and statistics, and ``items``: each item's loss (a vector, for a
+        recipe that weighs them, :mod:`plic.train.rate_balance`)."""
         n, _, h, w = target.shape
         bpp = bpp_per_item(out["likelihoods"], h * w)
         x_hat = out["x_hat"]

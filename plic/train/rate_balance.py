@@ -20,6 +20,12 @@ from torch import Tensor
 
 
 class RateBalance:
+    """Running mean loss per log-lambda bin, and the batch loss weighted by it.
+
+    Bins of lambda, not one mean per item: an item's own loss would also weigh a flat crop above a
+    textured one at the same rate, which is not what is being balanced.
+    """
+
     def __init__(self, lambda_min: float, lambda_max: float, bins: int = 8, decay: float = 0.98):
         self.lo, self.hi = math.log(lambda_min), math.log(lambda_max)
         self.bins, self.decay = int(bins), float(decay)
@@ -37,11 +43,16 @@ class RateBalance:
         values = items.detach().double().cpu()
         for b in idx.unique().tolist():
             v = float(values[idx == b].mean())
-            old = float(self.mean[b])
+            old = float(self.mean[b])  # a loss is positive (bits), so 0 marks a bin not seen yet
             self.mean[b] = v if old == 0 else self.decay * old + (1 - self.decay) * v
 
     def loss(self, lmbda: Tensor, items: Tensor) -> Tensor:
-        """The batch's loss: mean of item / its bin's running mean, times the seen bins' mean."""
+        """The batch's loss: mean of item / its bin's running mean, times the seen bins' mean.
+
+        The batch is folded into the means first, so a bin's first items are weighed by their own mean
+        and not by zero. The factor (the bins' arithmetic mean, which is about the plain batch mean
+        under log-uniform lambdas) keeps the loss in its usual units, so gradient clipping and the
+        learning rate mean what they meant without the balance."""
         self.update(lmbda, items)
         seen = self.mean[self.mean > 0]
         scale = self.mean[self.bin_of(lmbda)].clamp_min(1e-12)

@@ -108,7 +108,8 @@ class Recipe:
 
 
 class RateDistortion(Recipe):
-    """``lambda * D + R`` with D = 255^2 MSE or 1 - MS-SSIM (the trainer's ``--metric``)."""
+    """``lambda * D + R`` with D = 255^2 MSE or 1 - MS-SSIM (the trainer's ``--metric``); with
+    ``balance_rates=1`` each item weighed by its rate's running mean loss (:mod:`plic.train.rate_balance`)."""
 
     name = "rd"
 
@@ -116,6 +117,7 @@ class RateDistortion(Recipe):
     def from_options(cls, options: TrainOptions) -> Tuple[Dict[str, Any], str]:
         return {}, training_distortion(options)  # the trainer builds this recipe from its --metric
 
+    # balance_rates is a flag; --recipe-arg hands numbers over as floats
     def __init__(self, metric: str = "mse", train_only: str = "", balance_rates: float = 0):
         """``train_only``: comma-separated parameter-name prefixes, the only parameters trained (e.g.
         ``latent_codec``: the entropy model learns, the transforms keep their reconstructions).
@@ -134,17 +136,27 @@ class RateDistortion(Recipe):
 
             if trainer.cfg.lambda_min == trainer.cfg.lambda_max:
                 raise PlicError("--recipe-arg balance_rates=1 needs a variable-rate run (--lambda-range)")
+            if trainer.world.distributed:
+                # each process would keep its own running means from its own crops, and a resumed run
+                # would hand every process the first one's
+                raise PlicError("--recipe-arg balance_rates=1 trains in one process (no torchrun)")
             self.balance = RateBalance(trainer.cfg.lambda_min, trainer.cfg.lambda_max)
 
     def codec_loss(self, out, x, lmbda):
         losses = self.loss_fn(out, x, lmbda)
         if self.balance is not None:
+            # the log's loss column is then the weighted one; the plain R + lambda D goes beside it (term_rd)
+            losses["terms"] = {"rd": losses["loss"].detach()}
             losses["loss"] = self.balance.loss(lmbda.reshape(-1), losses["items"])
         return losses
 
     def state(self):
-        return (self.balance.state() if self.balance is not None else {}), {}
+        return (self.balance.state() if self.balance is not None else {}), {"balance_rates": int(self.balance_rates)}
 
     def load_state(self, tensors, meta) -> None:
+        # a run's objective stays what it started with (runs from before the option had none)
+        if int(meta.get("balance_rates", 0)) != int(self.balance_rates):
+            was = "with" if meta.get("balance_rates", 0) else "without"
+            raise PlicError(f"this run was started {was} --recipe-arg balance_rates=1; resume it as it was started")
         if self.balance is not None:
             self.balance.load_state(tensors)
