@@ -214,7 +214,7 @@ def test_train_cli_refuses_an_init_file_that_is_not_plic_weights_in_one_line(tmp
     for name, message in (("foreign", "not a plic weight file (no model name in its metadata)"),
                           ("damaged", "its model configuration (metadata plic_config) is damaged"),
                           ("noise", "not a readable safetensors weight file"),
-                          ("missing", "not a readable safetensors weight file")):
+                          ("missing", "no such weight file")):
         r = CliRunner().invoke(main, ["train", "--lambda", "0.0067", "--data", str(d), "--steps", "1", "--eval-every",
                                       "0", "--init", str(tmp_path / f"{name}.safetensors"), "--out", str(tmp_path / name)])
         _one_line_error(r, message)

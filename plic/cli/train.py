@@ -261,8 +261,12 @@ def _init_metadata(init) -> dict:
     in one line."""
     if not init:
         return {"model": None, "config": {}}
+    from pathlib import Path
+
     from plic import zoo
 
+    if not Path(init).is_file():
+        raise PlicError(f"--init {init}: no such weight file")
     meta = zoo.read_metadata(init)
     try:
         config = zoo.model_config(meta)
