@@ -36,10 +36,12 @@ class RateBalance:
         u = (torch.log(lmbda.detach().double().cpu()) - self.lo) / span
         return (u * self.bins).floor().clamp(0, self.bins - 1).long()
 
-    @torch.no_grad()
     def update(self, lmbda: Tensor, items: Tensor) -> None:
         """Fold one batch's per-item losses into the running means of their bins."""
-        idx = self.bin_of(lmbda)
+        self._fold(self.bin_of(lmbda), items)
+
+    @torch.no_grad()
+    def _fold(self, idx: Tensor, items: Tensor) -> None:
         values = items.detach().double().cpu()
         for b in idx.unique().tolist():
             v = float(values[idx == b].mean())
@@ -53,9 +55,10 @@ class RateBalance:
         and not by zero. The factor (the bins' arithmetic mean, which is about the plain batch mean
         under log-uniform lambdas) keeps the loss in its usual units, so gradient clipping and the
         learning rate mean what they meant without the balance."""
-        self.update(lmbda, items)
+        idx = self.bin_of(lmbda)
+        self._fold(idx, items)
         seen = self.mean[self.mean > 0]
-        scale = self.mean[self.bin_of(lmbda)].clamp_min(1e-12)
+        scale = self.mean[idx].clamp_min(1e-12)
         weights = (float(seen.mean()) / scale).to(items)
         return (weights * items).mean()
 
