@@ -31,6 +31,22 @@ def test_each_items_gradient_is_its_relative_loss_whatever_its_rate():
     assert float(loss) == pytest.approx((0.17 + 16.5) / 2)
 
 
+def test_a_power_of_one_half_weighs_each_rate_by_the_square_root_of_its_mean_loss():
+    balance = RateBalance(1e-4, 0.45, bins=4, power=0.5)
+    lmbda = torch.tensor([1e-4, 0.45])
+    for _ in range(3):
+        balance.loss(lmbda, torch.tensor([0.16, 16.0]))
+    items = torch.tensor([0.16, 16.0], requires_grad=True)
+    loss = balance.loss(lmbda, items)
+    loss.backward()
+    # a hundredfold loss: a tenth of the gradient (the plain mean: the same, power 1: a hundredth)
+    assert float(items.grad[0] / items.grad[1]) == pytest.approx(10.0)
+    # and the same units as the plain mean's when the means are steady
+    assert float(loss) == pytest.approx((0.16 + 16.0) / 2)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        RateBalance(1e-4, 0.45, power=2)
+
+
 def test_running_means_bin_by_log_lambda_and_start_at_the_first_batch():
     balance = RateBalance(1e-4, 1e-2, bins=2)  # the bins split at 1e-3
     assert balance.bin_of(torch.tensor([1e-4, 9e-4, 1.1e-3, 1e-2])).tolist() == [0, 0, 1, 1]
@@ -80,18 +96,22 @@ def test_a_balanced_run_resumes_exactly_and_trains_otherwise_than_a_plain_one(im
 
 def test_a_run_resumes_with_the_objective_it_started_with(images, tmp_path):
     Trainer(_cfg(images, 2, balance_rates=1), tmp_path / "bal", log=lambda m: None).run(progress=False)
-    with pytest.raises(PlicError, match="started with --recipe-arg balance_rates=1"):
+    with pytest.raises(PlicError, match="started with --recipe-arg balance_rates=1;"):
         Trainer(_cfg(images, 4), tmp_path / "bal", log=lambda m: None).run(progress=False)
+    with pytest.raises(PlicError, match="started with --recipe-arg balance_rates=1;"):
+        Trainer(_cfg(images, 4, balance_rates=0.5), tmp_path / "bal", log=lambda m: None).run(progress=False)
     Trainer(_cfg(images, 2), tmp_path / "plain", log=lambda m: None).run(progress=False)
-    with pytest.raises(PlicError, match="started without"):
+    with pytest.raises(PlicError, match="started with --recipe-arg balance_rates=0;"):
         Trainer(_cfg(images, 4, balance_rates=1), tmp_path / "plain", log=lambda m: None).run(progress=False)
 
 
-def test_balance_needs_a_range_of_rates_and_takes_0_or_1(images, tmp_path):
+def test_balance_needs_a_range_of_rates_and_takes_a_power_from_0_to_1(images, tmp_path):
     cfg = _cfg(images, 1, balance_rates=1)
     cfg.lambda_max = cfg.lambda_min
     with pytest.raises(PlicError, match="needs a variable-rate run"):
         Trainer(cfg, tmp_path / "one", log=lambda m: None)
     assert not (tmp_path / "one").exists()
-    with pytest.raises(PlicError, match="takes 0 or 1"):
-        Trainer(_cfg(images, 1, balance_rates=0.5), tmp_path / "half", log=lambda m: None)
+    with pytest.raises(PlicError, match="takes a power from 0 to 1"):
+        Trainer(_cfg(images, 1, balance_rates=1.5), tmp_path / "more", log=lambda m: None)
+    assert not (tmp_path / "more").exists()
+    Trainer(_cfg(images, 1, balance_rates=0.5), tmp_path / "half", log=lambda m: None).run(progress=False)

@@ -22,7 +22,7 @@ def _device(name: str) -> str:
 @click.option("--recipe", type=click.Choice(["rd", "proxiqa", "po-elic", "st-lic", "grow-latent"]), default="rd",
               show_default=True,
               help="rd: rate-distortion (train_only=PREFIXES: train those parameters only, e.g. latent_codec; "
-                   "balance_rates=1: every rate of a --lambda-range run weighs alike); "
+                   "balance_rates=1: every rate of a --lambda-range run weighs alike, 0.5 halfway); "
                    "proxiqa: optimise for --metric through a learned proxy (ProxIQA); "
                    "po-elic: perceptual finetuning under a rate target (PO-ELIC; train_only as rd's); st-lic: post-filter and "
                    "semi-decoupled perceptual objective, variable rate (ST-LIC); grow-latent: rate-distortion "

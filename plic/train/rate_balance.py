@@ -8,6 +8,10 @@ low-rate users live, trains on what is left (the perceptual finetunes, whose ran
 curve alike, in log-rate: so each item here is divided by the running mean of the loss at its lambda
 (log-spaced bins, detached), which makes its gradient a relative improvement, and the sum is scaled
 back by the bins' mean so that gradient clipping and the learning rate keep their meaning.
+
+A power between 0 (the plain mean) and 1 (every rate alike) weighs each item by its bin's mean to the
+minus that power: at 1 the top of the range lost 0.02-0.09 dB while the bottom gained 0.2-0.45 dB, and a
+power of 0.5 is the geometric middle between the two objectives.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ class RateBalance:
     textured one at the same rate, which is not what is being balanced.
     """
 
-    def __init__(self, lambda_min: float, lambda_max: float, bins: int = 8, decay: float = 0.98):
+    def __init__(self, lambda_min: float, lambda_max: float, bins: int = 8, decay: float = 0.98,
+                 power: float = 1.0):
+        if not 0 <= power <= 1:
+            raise ValueError(f"power must lie in [0, 1], not {power!r}")
         self.lo, self.hi = math.log(lambda_min), math.log(lambda_max)
-        self.bins, self.decay = int(bins), float(decay)
+        self.bins, self.decay, self.power = int(bins), float(decay), float(power)
         self.mean = torch.zeros(self.bins, dtype=torch.float64)  # running mean loss per bin; 0: not seen yet
 
     def bin_of(self, lmbda: Tensor) -> Tensor:
@@ -49,17 +56,19 @@ class RateBalance:
             self.mean[b] = v if old == 0 else self.decay * old + (1 - self.decay) * v
 
     def loss(self, lmbda: Tensor, items: Tensor) -> Tensor:
-        """The batch's loss: mean of item / its bin's running mean, times the seen bins' mean.
+        """The batch's loss: mean of item / its bin's running mean ** power, times a factor.
 
         The batch is folded into the means first, so a bin's first items are weighed by their own mean
-        and not by zero. The factor (the bins' arithmetic mean, which is about the plain batch mean
-        under log-uniform lambdas) keeps the loss in its usual units, so gradient clipping and the
-        learning rate mean what they meant without the balance."""
+        and not by zero. The factor, mean(m) / mean(m ** (1 - power)) over the seen bins' means m, makes
+        the weighted means average to the plain ones (at power 1: the bins' arithmetic mean, which is
+        about the plain batch mean under log-uniform lambdas), so the loss keeps its usual units and
+        gradient clipping and the learning rate mean what they meant without the balance."""
         idx = self.bin_of(lmbda)
         self._fold(idx, items)
         seen = self.mean[self.mean > 0]
-        scale = self.mean[idx].clamp_min(1e-12)
-        weights = (float(seen.mean()) / scale).to(items)
+        factor = float(seen.mean() / seen.pow(1 - self.power).mean())
+        scale = self.mean[idx].clamp_min(1e-12).pow(self.power)
+        weights = (factor / scale).to(items)
         return (weights * items).mean()
 
     def state(self) -> Dict[str, Tensor]:

@@ -109,7 +109,8 @@ class Recipe:
 
 class RateDistortion(Recipe):
     """``lambda * D + R`` with D = 255^2 MSE or 1 - MS-SSIM (the trainer's ``--metric``); with
-    ``balance_rates=1`` each item weighed by its rate's running mean loss (:mod:`plic.train.rate_balance`)."""
+    ``balance_rates=P`` each item weighed by its rate's running mean loss to the power -P
+    (:mod:`plic.train.rate_balance`)."""
 
     name = "rd"
 
@@ -117,16 +118,16 @@ class RateDistortion(Recipe):
     def from_options(cls, options: TrainOptions) -> Tuple[Dict[str, Any], str]:
         return {}, training_distortion(options)  # the trainer builds this recipe from its --metric
 
-    # balance_rates is a flag; --recipe-arg hands numbers over as floats
     def __init__(self, metric: str = "mse", train_only: str = "", balance_rates: float = 0):
         """``train_only``: comma-separated parameter-name prefixes, the only parameters trained (e.g.
         ``latent_codec``: the entropy model learns, the transforms keep their reconstructions).
-        ``balance_rates=1``: every rate of a variable-rate run weighs alike (:mod:`plic.train.rate_balance`)."""
-        if balance_rates not in (0, 1):
-            raise PlicError(f"--recipe-arg balance_rates takes 0 or 1, not {balance_rates!r}")
+        ``balance_rates=1``: every rate of a variable-rate run weighs alike, 0 (the default) the plain
+        batch mean, a power between them in between (:mod:`plic.train.rate_balance`)."""
+        if not 0 <= balance_rates <= 1:
+            raise PlicError(f"--recipe-arg balance_rates takes a power from 0 to 1, not {balance_rates!r}")
         self.loss_fn = RateDistortionLoss(metric)
         self.train_only = parameter_prefixes(train_only)
-        self.balance_rates = bool(balance_rates)
+        self.balance_rates = float(balance_rates)
         self.balance = None
 
     def setup(self, trainer) -> None:
@@ -135,12 +136,12 @@ class RateDistortion(Recipe):
             from plic.train.rate_balance import RateBalance
 
             if trainer.cfg.lambda_min == trainer.cfg.lambda_max:
-                raise PlicError("--recipe-arg balance_rates=1 needs a variable-rate run (--lambda-range)")
+                raise PlicError("--recipe-arg balance_rates needs a variable-rate run (--lambda-range)")
             if trainer.world.distributed:
                 # each process would keep its own running means from its own crops, and a resumed run
                 # would hand every process the first one's
-                raise PlicError("--recipe-arg balance_rates=1 trains in one process (no torchrun)")
-            self.balance = RateBalance(trainer.cfg.lambda_min, trainer.cfg.lambda_max)
+                raise PlicError("--recipe-arg balance_rates trains in one process (no torchrun)")
+            self.balance = RateBalance(trainer.cfg.lambda_min, trainer.cfg.lambda_max, power=self.balance_rates)
 
     def codec_loss(self, out, x, lmbda):
         losses = self.loss_fn(out, x, lmbda)
@@ -151,12 +152,14 @@ class RateDistortion(Recipe):
         return losses
 
     def state(self):
-        return (self.balance.state() if self.balance is not None else {}), {"balance_rates": int(self.balance_rates)}
+        return (self.balance.state() if self.balance is not None else {}), {"balance_rates": self.balance_rates}
 
     def load_state(self, tensors, meta) -> None:
-        # a run's objective stays what it started with (runs from before the option had none)
-        if int(meta.get("balance_rates", 0)) != int(self.balance_rates):
-            was = "with" if meta.get("balance_rates", 0) else "without"
-            raise PlicError(f"this run was started {was} --recipe-arg balance_rates=1; resume it as it was started")
+        # a run's objective stays what it started with (runs from before the option had none; runs from
+        # before the power stored the flag as 0 or 1, the same objectives as those powers)
+        started = float(meta.get("balance_rates", 0))
+        if started != self.balance_rates:
+            raise PlicError(f"this run was started with --recipe-arg balance_rates={started:g}; "
+                            "resume it as it was started")
         if self.balance is not None:
             self.balance.load_state(tensors)
