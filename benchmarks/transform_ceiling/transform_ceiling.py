@@ -25,6 +25,7 @@ import torch
 
 from plic import zoo
 from plic.codec import psnr
+from plic.errors import PlicError
 from plic.image_io import read_image
 
 
@@ -33,8 +34,6 @@ def measure(model, x: torch.Tensor, lambdas, old_m: int | None) -> dict:
     pad_h, pad_w = (-x.shape[2]) % model.stride, (-x.shape[3]) % model.stride
     xp = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     crop = (slice(None), slice(None), slice(0, x.shape[2]), slice(0, x.shape[3]))
-    if getattr(model, "rate_film", False):
-        raise SystemExit("the transform ceiling has no rate to tell a rate-conditioned synthesis (--rate-film)")
     row = {"no_quantization_psnr": psnr(model.g_s(model.g_a(xp))[crop].clamp(0, 1), x)}
     pixels = x.shape[2] * x.shape[3]
     for lam in lambdas:
@@ -66,9 +65,16 @@ def main() -> None:
     lambdas = [float(v) for v in args.lambdas.split(",")]
     result = {"command": "python benchmarks/transform_ceiling/transform_ceiling.py " + " ".join(sys.argv[1:]),
               "images": [p.name for p in files], "models": {}}
+    models = {}
+    for path in args.weights:  # every model loaded and checked before the first image is measured
+        try:
+            models[path] = zoo.load_weights(path).eval()
+        except PlicError as exc:
+            sys.exit(str(exc))
+        if getattr(models[path], "rate_film", False):
+            sys.exit(f"{path}: the transform ceiling has no rate to tell a rate-conditioned synthesis (--rate-film)")
     images = {p.name: read_image(p).rgb.float() for p in files}
-    for path in args.weights:
-        model = zoo.load_weights(path).eval()
+    for path, model in models.items():
         old_m = args.old_M if args.old_M is not None and model.M > args.old_M else None
         rows = {name: measure(model, x, lambdas, old_m) for name, x in images.items()}
         result["models"][path] = {"fingerprint": model.fingerprint.hex(), "N": model.N, "M": model.M, "rows": rows}
