@@ -12,15 +12,22 @@ from plic.train.rate_balance import RateBalance
 from plic.train.trainer import TrainConfig, Trainer
 
 
-def test_each_items_gradient_is_its_relative_loss_whatever_its_rate():
-    balance = RateBalance(1e-4, 0.45, bins=4)
+def _steady_loss(power: float, bottom: float, top: float):
+    """The balanced loss of one item at each end of the default's range, and the items (with their
+    gradients), once the running means have settled on those values."""
+    balance = RateBalance(1e-4, 0.45, bins=4, power=power)
     lmbda = torch.tensor([1e-4, 0.45])
-    # the top of the range's loss about a hundred times the bottom's, as for the default model
     for _ in range(3):
-        balance.loss(lmbda, torch.tensor([0.17, 16.5]))
-    items = torch.tensor([0.17, 16.5], requires_grad=True)
+        balance.loss(lmbda, torch.tensor([bottom, top]))
+    items = torch.tensor([bottom, top], requires_grad=True)
     loss = balance.loss(lmbda, items)
     loss.backward()
+    return loss, items
+
+
+def test_each_items_gradient_is_its_relative_loss_whatever_its_rate():
+    # the top of the range's loss about a hundred times the bottom's, as for the default model
+    loss, items = _steady_loss(1.0, 0.17, 16.5)
     # the gradient of each item is in proportion to 1 / its rate's mean loss: a 1 % better item at
     # either end lowers the loss alike (the plain mean's gradient is 1/2 for both: a unit of loss at
     # the top, where a unit is a small part of the loss, counts as much as one at the bottom)
@@ -32,13 +39,7 @@ def test_each_items_gradient_is_its_relative_loss_whatever_its_rate():
 
 
 def test_a_power_of_one_half_weighs_each_rate_by_the_square_root_of_its_mean_loss():
-    balance = RateBalance(1e-4, 0.45, bins=4, power=0.5)
-    lmbda = torch.tensor([1e-4, 0.45])
-    for _ in range(3):
-        balance.loss(lmbda, torch.tensor([0.16, 16.0]))
-    items = torch.tensor([0.16, 16.0], requires_grad=True)
-    loss = balance.loss(lmbda, items)
-    loss.backward()
+    loss, items = _steady_loss(0.5, 0.16, 16.0)
     # a hundredfold loss: a tenth of the gradient (the plain mean: the same, power 1: a hundredth)
     assert float(items.grad[0] / items.grad[1]) == pytest.approx(10.0)
     # and the same units as the plain mean's when the means are steady
