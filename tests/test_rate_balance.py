@@ -112,7 +112,8 @@ def test_balance_needs_a_range_of_rates_and_takes_a_power_from_0_to_1(images, tm
     with pytest.raises(PlicError, match="needs a variable-rate run"):
         Trainer(cfg, tmp_path / "one", log=lambda m: None)
     assert not (tmp_path / "one").exists()
-    with pytest.raises(PlicError, match="takes a power from 0 to 1"):
-        Trainer(_cfg(images, 1, balance_rates=1.5), tmp_path / "more", log=lambda m: None)
-    assert not (tmp_path / "more").exists()
+    for bad in (1.5, "abc"):
+        with pytest.raises(PlicError, match="takes a power from 0 to 1"):
+            Trainer(_cfg(images, 1, balance_rates=bad), tmp_path / "more", log=lambda m: None)
+        assert not (tmp_path / "more").exists()
     Trainer(_cfg(images, 1, balance_rates=0.5), tmp_path / "half", log=lambda m: None).run(progress=False)

@@ -123,6 +123,10 @@ class RateDistortion(Recipe):
         ``latent_codec``: the entropy model learns, the transforms keep their reconstructions).
         ``balance_rates=1``: every rate of a variable-rate run weighs alike, 0 (the default) the plain
         batch mean, a power between them in between (:mod:`plic.train.rate_balance`)."""
+        try:
+            balance_rates = float(balance_rates)  # --recipe-arg hands over what does not parse as text
+        except (TypeError, ValueError):
+            raise PlicError(f"--recipe-arg balance_rates takes a power from 0 to 1, not {balance_rates!r}") from None
         if not 0 <= balance_rates <= 1:
             raise PlicError(f"--recipe-arg balance_rates takes a power from 0 to 1, not {balance_rates!r}")
         self.loss_fn = RateDistortionLoss(metric)
