@@ -155,6 +155,8 @@ def read_metadata(path: str | Path) -> Dict[str, str]:
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
             raise ValueError("metadata is not a string table")
         return meta
+    except (FileNotFoundError, IsADirectoryError):
+        raise PlicError(f"{path}: no such weight file") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise PlicError(f"{path}: not a readable safetensors weight file ({exc})") from None
 
@@ -176,9 +178,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     from plic.registry import MODELS, build_model
 
     path = Path(path)
-    if not path.is_file():
-        raise PlicError(f"{path}: no such weight file")
-    meta = read_metadata(path)
+    meta = read_metadata(path)  # a missing file fails here in one line
     name = meta.get("plic_model")
     if name not in MODELS:
         raise PlicError(f"{path}: not a plic weight file (model {name!r} unknown)")

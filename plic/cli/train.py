@@ -261,13 +261,9 @@ def _init_metadata(init) -> dict:
     in one line."""
     if not init:
         return {"model": None, "config": {}}
-    from pathlib import Path
-
     from plic import zoo
 
-    if not Path(init).is_file():
-        raise PlicError(f"--init {init}: no such weight file")
-    meta = zoo.read_metadata(init)
+    meta = zoo.read_metadata(init)  # a missing or unreadable file fails here in one line
     try:
         config = zoo.model_config(meta)
     except (ValueError, TypeError, AttributeError):
