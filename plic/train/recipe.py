@@ -7,6 +7,7 @@ knows only this contract and builds the default ``rd`` recipe.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
@@ -124,14 +125,14 @@ class RateDistortion(Recipe):
         ``balance_rates=1``: every rate of a variable-rate run weighs alike, 0 (the default) the plain
         batch mean, a power between them in between (:mod:`plic.train.rate_balance`)."""
         try:
-            balance_rates = float(balance_rates)  # --recipe-arg hands over what does not parse as text
-        except (TypeError, ValueError):
-            raise PlicError(f"--recipe-arg balance_rates takes a power from 0 to 1, not {balance_rates!r}") from None
-        if not 0 <= balance_rates <= 1:
+            power = float(balance_rates)
+        except (TypeError, ValueError):  # --recipe-arg hands over what does not parse as text
+            power = math.nan  # refused just below, in the words of any other bad power
+        if not 0 <= power <= 1:
             raise PlicError(f"--recipe-arg balance_rates takes a power from 0 to 1, not {balance_rates!r}")
         self.loss_fn = RateDistortionLoss(metric)
         self.train_only = parameter_prefixes(train_only)
-        self.balance_rates = float(balance_rates)
+        self.balance_rates = power
         self.balance = None
 
     def setup(self, trainer) -> None:
