@@ -40,7 +40,7 @@ def main() -> None:
         codec = make_codec(name)
         for target in manifest["targets"]:
             setting = f"bpp{target:g}"
-            grid, colour = [], []
+            grid, colour, names = [], [], []
             for image in manifest["images"]:
                 f = args.eval / "files" / safe_name(name) / setting / f"{Path(image).stem}.plic"
                 if f.is_file():
@@ -48,9 +48,11 @@ def main() -> None:
                     rec = codec.decode(f.read_bytes())
                     grid.append(grid_score(rec, ref))
                     colour.append(abs(colour_error(rec, ref)))
+                    names.append(Path(image).stem)
             if grid:
-                print(f"| {name} | {target:g} | {len(grid)} | {np.mean(grid):.2f} | {max(grid):.2f} | "
-                      f"{np.mean(colour):.2f} | {max(colour):.2f} |")
+                g, c = int(np.argmax(grid)), int(np.argmax(colour))  # which image is worst, to look at
+                print(f"| {name} | {target:g} | {len(grid)} | {np.mean(grid):.2f} | {grid[g]:.2f} ({names[g]}) | "
+                      f"{np.mean(colour):.2f} | {colour[c]:.2f} ({names[c]}) |")
 
 
 if __name__ == "__main__":
