@@ -6,14 +6,16 @@
 
 Each folder may hold several codecs (one row each). Used when an evaluation was stopped early or
 ran on a subset (``--limit``): only images every codec has at a target enter that target's means,
-and the table says how many. The columns are the metrics every point has.
+and the table says how many (a codec with no point at a target has no row there). The columns
+are the per-image metrics every point has.
 """
 import argparse
 import json
 import sys
 from pathlib import Path
 
-ORDER = ("psnr", "ms-ssim", "lpips-alex", "dists", "fd-vgg16")
+#: per-image metrics, in column order (set-level ones, FD and FID, are not in the points)
+ORDER = ("psnr", "psnr-y", "ms-ssim", "ssim", "lpips-alex", "lpips-vgg", "dists", "vmaf")
 
 
 def points(folder: Path):
@@ -46,7 +48,7 @@ def table(folders):
             mean = {m: sum(r["metrics"][m] for r in rows) / len(rows) for m in metrics}
             bpp = sum(r["bpp"] for r in rows) / len(rows)
             lines.append(f"| {setting} | {len(images)} ({images[0]}..{images[-1]}) | {folder} | {codec} | {bpp:.4f} | "
-                         + " | ".join(f"{mean[m]:.2f}" if m in ("psnr", "fd-vgg16") else f"{mean[m]:.4f}"
+                         + " | ".join(f"{mean[m]:.2f}" if m in ("psnr", "psnr-y", "vmaf") else f"{mean[m]:.4f}"
                                       for m in metrics) + " |")
     return lines
 
