@@ -2,7 +2,7 @@
 
     python benchmarks/perceptual/arms_compare.py runs/eval_po_alex runs/eval_po_vgg \
         --out benchmarks/perceptual/arms/alex_vs_vgg.md
-    python benchmarks/perceptual/arms_compare.py runs/proxy --out benchmarks/perceptual/arms/style_kodim01-08.md
+    python benchmarks/perceptual/arms_compare.py runs/proxy --out benchmarks/perceptual/arms/screen_kodim01-08.md
 
 Each folder may hold several codecs (one row each). Used when an evaluation was stopped early or
 ran on a subset (``--limit``): only images every codec has at a target enter that target's means,
