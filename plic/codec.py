@@ -135,6 +135,10 @@ class Codec:
         self._shape_template = None
 
     # ------------------------------------------------------------------ rate
+    def pick(self, lmbda: float) -> "Codec":
+        """The codec that codes at ``lmbda``: this one (a :class:`plic.ladder.CodecLadder` picks a rung)."""
+        return self
+
     def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
         m = self.model
         if quality is not None and lmbda is not None:
@@ -288,6 +292,10 @@ class Codec:
         return EncodeResult(data, 8 * len(data) / pixels, time.perf_counter() - t0)
 
     # ---------------------------------------------------------------- decode
+    def for_file(self, f: PlicFile) -> "Codec":
+        """The codec that wrote ``f``: this one (a :class:`plic.ladder.CodecLadder` names its rung)."""
+        return self
+
     def check_header(self, header: Header) -> None:
         if header.model != self.name:
             raise BitstreamError(f"file was made by model {header.model!r}, this decoder holds {self.name!r}")
@@ -369,15 +377,6 @@ def alpha_plane(f: PlicFile):
     if bitstream.TAG_ALPHA not in f.extensions:
         return None
     return decode_alpha(f.extensions[bitstream.TAG_ALPHA], f.header.height, f.header.width)
-
-
-def shipped_codec(name: str, device: str = "cpu", exact: bool = True) -> Codec:
-    """A shipped model by name (``plic.zoo.PRETRAINED``) as a codec whose label is that name."""
-    from plic import zoo
-
-    codec = Codec(zoo.load_model(name, device), device=device, exact=exact)
-    codec.label = name
-    return codec
 
 
 def _as_compressai_shapes(shapes: Any) -> Any:

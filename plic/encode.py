@@ -13,7 +13,7 @@
   refinement on such a model becomes ``snic``;
 - a refinement (:class:`Refinement`: SGA+ latents, SNIC substitute image or
   latent) starts from the ordinary encoding at the chosen lambda, with the
-  model that coded it, and a SNIC refinement takes the
+  model that coded it (one rung of a ladder), and a SNIC refinement takes the
   target as its own objective.
 """
 
@@ -71,7 +71,7 @@ class Refinement:
 @dataclass
 class Encoded:
     """The file, the unrefined encoding it started from (None without a refinement), and the
-    codec that wrote it (another quality's when a target picked one)."""
+    codec that wrote it (another quality's when a target picked one, a ladder's rung)."""
 
     result: EncodeResult
     before: Optional[EncodeResult] = None
@@ -79,7 +79,10 @@ class Encoded:
 
 
 class Encoder:
-    """``encode(image)`` for one :class:`plic.codec.Codec` and one setting; the settings are checked once, here."""
+    """``encode(image)`` for one codec and one setting; the settings are checked once, here.
+
+    ``codec`` is a :class:`plic.codec.Codec` or a :class:`plic.ladder.CodecLadder`.
+    """
 
     def __init__(self, codec, rate: Rate = Rate(), refine: Refinement = Refinement()):
         self.choices = _imported_qualities(codec) if rate.targeted and not codec.model.variable_rate else []
@@ -121,11 +124,13 @@ class Encoder:
             enc = codec.encode_to_bpp(img, rate.bpp)
         else:
             enc = codec.encode_to_psnr(img, rate.psnr)
+        f = bitstream.parse(enc.data)
+        codec = codec.for_file(f)  # a ladder's rung: the one refined for, and the one that decodes it
         if refine.plan == "none":
             return Encoded(enc, codec=codec)
         from plic.refine import Objective, Settings, refine_encode
 
-        lam = bitstream.parse(enc.data).header.lmbda
+        lam = f.header.lmbda
         aimed = self._snic_target(refine, rate)
         objective = Objective(refine.lmbda or lam, distortion=refine.metric,
                               target_bpp=rate.bpp if aimed else None,

@@ -21,7 +21,7 @@ import os
 import struct
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from plic.errors import PlicError
 from plic.files import cache_dir, plain_file_mode
@@ -37,6 +37,9 @@ PRETRAINED: Dict[str, str] = {
 DEFAULT_MODEL = "hyperprior"
 #: model -> its perceptual variant (``plic compress --perceptual``)
 PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
+#: shipped name -> (its low-rate rung, the switch lambda): the name codes as a
+#: :class:`plic.ladder.CodecLadder`, with the rung up to the switch and its own weights above
+LOW_RATE: Dict[str, Tuple[str, float]] = {}
 
 _CACHE: Dict[str, "torch.nn.Module"] = {}
 #: metadata key of the weights' fingerprint (hex)

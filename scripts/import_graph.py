@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "plic"
 LAYERS = [
     ("base", ["errors", "files", "search", "units", "bitstream", "_compressai", "registry", "__init__"]),
     ("blocks", ["image_io", "models", "losses", "metrics", "zoo"]),
-    ("codec", ["codec", "iqa"]),
+    ("codec", ["codec", "ladder", "iqa"]),
     ("methods", ["encode", "refine", "train", "eval", "importer"]),
     ("recipes", ["recipes"]),
     ("cli", ["cli", "__main__"]),

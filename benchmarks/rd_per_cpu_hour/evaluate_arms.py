@@ -30,9 +30,10 @@ from pytorch_msssim import ms_ssim
 from scipy.interpolate import PchipInterpolator
 
 from plic import bitstream
-from plic.codec import Codec, psnr, shipped_codec
+from plic.codec import Codec, psnr
 from plic.eval.bjontegaard import bd_rate
 from plic.image_io import quantize_rgb, read_image
+from plic.ladder import shipped_codec
 from plic.zoo import load_weights
 
 ROOT = Path(__file__).resolve().parents[2]

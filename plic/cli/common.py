@@ -31,8 +31,9 @@ def require_device(device: str) -> None:
 
 
 def load_codec(model: Optional[str], model_path: Optional[str], device: str, exact: bool = False):
-    """A weight file as a codec, or a shipped model by name."""
-    from plic.codec import Codec, shipped_codec
+    """A weight file as a codec, or a shipped model by name (a ladder where it has a low-rate rung)."""
+    from plic.codec import Codec
+    from plic.ladder import shipped_codec
     from plic.zoo import DEFAULT_MODEL, load_weights
 
     require_device(device)

@@ -8,16 +8,17 @@ import numpy as np
 import torch
 
 from plic import zoo
-from plic.codec import Codec, shipped_codec
+from plic.codec import Codec
 from plic.encode import Rate, encode_image
 from plic.errors import PlicError
 from plic.eval.codecs import ClassicalCodec
 from plic.image_io import PlanarImage
+from plic.ladder import CodecLadder, shipped_codec
 
 
 @functools.lru_cache(maxsize=4)
-def _load_codec(spec: str, device: str) -> Codec:
-    if spec in zoo.PRETRAINED:
+def _load_codec(spec: str, device: str) -> Codec | CodecLadder:
+    if spec in zoo.PRETRAINED:  # a shipped name codes as plic compress does, with its low-rate rung if it has one
         return shipped_codec(spec, device)
     return Codec(zoo.load_model(spec, device=device), device=device)
 
@@ -37,7 +38,7 @@ class LearnedCodec(ClassicalCodec):
         self.label = f"plic {spec}"
 
     @property
-    def codec(self) -> Codec:
+    def codec(self) -> Codec | CodecLadder:
         return _load_codec(self.spec, self.device)
 
     def unavailable(self) -> str | None:
@@ -56,7 +57,11 @@ class LearnedCodec(ClassicalCodec):
         return np.asarray(im.convert("RGB"))
 
     def version(self) -> str:
-        return f"plic {self.spec} (weights {self.codec.model.fingerprint.hex()[:16]})"
+        c = self.codec
+        if isinstance(c, CodecLadder):  # new weights on either rung make new points
+            return (f"plic {self.spec} (weights {c.low.model.fingerprint.hex()[:16]} up to lambda {c.switch:g}, "
+                    f"{c.high.model.fingerprint.hex()[:16]} above)")
+        return f"plic {self.spec} (weights {c.model.fingerprint.hex()[:16]})"
 
 
 def make_codec(spec: str, device: str = "cpu") -> ClassicalCodec:

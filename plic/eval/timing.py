@@ -35,6 +35,7 @@ def _median_seconds(fn: Callable[[], object], warmup: int, repeat: int, sync: Ca
 def time_codec(codec: Codec, img: PlanarImage, quality: float = 4.0, warmup: int = 1, repeat: int = 3) -> Dict:
     sync = torch.cuda.synchronize if codec.device.type == "cuda" else (lambda: None)
     lam = codec.resolve_lambda(quality)
+    codec = codec.pick(lam)  # the rung of a ladder that codes at this quality
     data = codec.encode(img, lmbda=lam).data
     f = bitstream.parse(data)
     enc = _median_seconds(lambda: codec.encode(img, lmbda=lam), warmup, repeat, sync)
@@ -78,6 +79,7 @@ def time_compressai_twin(codec: Codec, img: PlanarImage, quality: float = 4.0, w
 
     sync = torch.cuda.synchronize if codec.device.type == "cuda" else (lambda: None)
     lam = codec.resolve_lambda(quality)
+    codec = codec.pick(lam)
     twin = to_compressai(codec.model, lam).to(codec.device)
     x = img.rgb.to(codec.device)
     h, w = x.shape[-2:]

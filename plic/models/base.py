@@ -36,6 +36,14 @@ from plic.models.rate_film import synthesize
 COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
 
+def quality_to_lambda(quality: float, lambda_min: float, lambda_max: float) -> float:
+    """``quality`` in [1, 8] mapped log-linearly onto [lambda_min, lambda_max] (1 is lambda_min, 8 lambda_max)."""
+    if not 1 <= quality <= 8:
+        raise ValueError("quality must be between 1 and 8")
+    t = (quality - 1) / 7
+    return math.exp(math.log(lambda_min) * (1 - t) + math.log(lambda_max) * t)
+
+
 def check_lambda_range(lmbda: float, lambda_min: float, lambda_max: float) -> None:
     """ValueError unless ``lmbda`` lies in [lambda_min, lambda_max]."""
     # a small tolerance: lambdas round-trip through float32 in the header
@@ -126,10 +134,7 @@ class VariableRateCodec(CompressionModel):
 
         Fractional qualities are allowed; 1 is ``lambda_min``, 8 ``lambda_max``.
         """
-        if not 1 <= quality <= 8:
-            raise ValueError("quality must be between 1 and 8")
-        t = (quality - 1) / 7
-        return math.exp(math.log(self.lambda_min) * (1 - t) + math.log(self.lambda_max) * t)
+        return quality_to_lambda(quality, self.lambda_min, self.lambda_max)
 
     def check_lambda(self, lmbda: float) -> None:
         check_lambda_range(lmbda, self.lambda_min, self.lambda_max)

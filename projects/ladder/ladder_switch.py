@@ -9,7 +9,7 @@ MSE of [0, 1] pixels), so at each lambda the better model is the one with the
 lower mean cost. Measured with real files on 256x256 centre crops of training
 images (Kodak is kept for evaluation): the switch is the smallest lambda of the
 grid from which the partner's cost stays lower at every larger lambda. The
-result is the ``switch`` of :class:`ladder.CodecLadder`.
+result is the ``switch`` of :class:`plic.ladder.CodecLadder`.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ladder import CodecLadder  # beside this file: pytest puts its folder on sys.path
 
 from plic import bitstream, zoo
 from plic.codec import Codec
 from plic.errors import PlicError
 from plic.image_io import read_image
+from plic.ladder import CodecLadder
 
 
 def _model(path, seed, **config):
@@ -49,8 +49,9 @@ def test_each_lambda_is_coded_by_its_rung_and_decoded_by_the_same(ladder, sample
         assert ladder.pick(f.header.lmbda) is rung
         pil, _ = ladder.decode(data)
         assert np.array_equal(np.asarray(pil), np.asarray(rung.decode(data)[0]))
-    # quality keeps the low-rate model's mapping: quality 8 is its lambda_max, coded by the partner
-    assert ladder.resolve_lambda(quality=8) == pytest.approx(0.0932, rel=1e-6)
+    # quality spans the ladder's whole range: 8 is the partner's lambda_max, 1 the low model's lambda_min
+    assert ladder.resolve_lambda(quality=8) == pytest.approx(0.5, rel=1e-6)
+    assert ladder.resolve_lambda(quality=1) == pytest.approx(0.0018, rel=1e-6)
     assert ladder.pick(ladder.resolve_lambda(quality=1)) is ladder.low
 
 
