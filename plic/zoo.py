@@ -33,13 +33,14 @@ if TYPE_CHECKING:
 PRETRAINED: Dict[str, str] = {
     "hyperprior": "hyperprior-mse-vr.safetensors",
     "hyperprior-perceptual": "hyperprior-perceptual-vr.safetensors",
+    "hyperprior-perceptual-low": "hyperprior-perceptual-low-vr.safetensors",
 }
 DEFAULT_MODEL = "hyperprior"
 #: model -> its perceptual variant (``plic compress --perceptual``)
 PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 #: shipped name -> (its low-rate rung, the switch lambda): the name codes as a
 #: :class:`plic.ladder.CodecLadder`, with the rung up to the switch and its own weights above
-LOW_RATE: Dict[str, Tuple[str, float]] = {}
+LOW_RATE: Dict[str, Tuple[str, float]] = {"hyperprior-perceptual": ("hyperprior-perceptual-low", 0.003)}
 
 _CACHE: Dict[str, "torch.nn.Module"] = {}
 #: metadata key of the weights' fingerprint (hex)

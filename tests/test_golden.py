@@ -96,13 +96,16 @@ def test_perceptual_variant_round_trip_needs_no_model_path(sample_image, tmp_pat
     from plic.cli import main
 
     runner = CliRunner()
-    mse, per = tmp_path / "m.plic", tmp_path / "p.plic"
-    for out, extra in ((mse, []), (per, ["--perceptual"])):
-        r = runner.invoke(main, ["compress", str(sample_image), "-o", str(out), "--lambda", "0.003", *extra])
+    mse, per, above = tmp_path / "m.plic", tmp_path / "p.plic", tmp_path / "a.plic"
+    # --perceptual is a ladder: its low-rate rung up to the switch lambda, the name's own weights above
+    for out, extra in ((mse, ["--lambda", "0.003"]), (per, ["--lambda", "0.003", "--perceptual"]),
+                       (above, ["--lambda", "0.01", "--perceptual"])):
+        r = runner.invoke(main, ["compress", str(sample_image), "-o", str(out), *extra])
         assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["info", str(per)])
-    assert "(the shipped weights: hyperprior-perceptual)" in r.output and "post-filter" not in r.output
-    for f in (mse, per):
+    for out, rung in ((per, "hyperprior-perceptual-low"), (above, "hyperprior-perceptual")):
+        r = runner.invoke(main, ["info", str(out)])
+        assert f"(the shipped weights: {rung})" in r.output and "post-filter" not in r.output, r.output
+    for f in (mse, per, above):
         r = runner.invoke(main, ["decompress", str(f), "-o", str(f.with_suffix(".png"))])
         assert r.exit_code == 0, r.output
     # the whole codec was finetuned (PO-ELIC): other bits, held near the MSE model's rate at the same lambda

@@ -84,6 +84,20 @@ def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_decode_like_th
         assert all(s["recipe_args"].get("train_only") == "latent_codec" for s in training["stages"][last + 1:])
 
 
+def test_shipped_ladders_pair_rungs_of_one_architecture_that_meet_at_the_switch():
+    from plic.ladder import CodecLadder, shipped_codec
+
+    assert zoo.LOW_RATE.get("hyperprior-perceptual", (None,))[0] == "hyperprior-perceptual-low"
+    for name, (low_name, switch) in zoo.LOW_RATE.items():
+        low, high = zoo.load_model(low_name), zoo.load_model(name)
+        assert low.registry_name == high.registry_name and low.post_filter is None  # decodes at the same speed
+        assert high.lambda_min <= switch <= low.lambda_max and low.lambda_ref == high.lambda_ref
+        ladder = shipped_codec(name)
+        assert isinstance(ladder, CodecLadder) and ladder.lambda_range == (low.lambda_min, high.lambda_max)
+        recipes = [s.get("recipe") for s in json.loads(zoo.read_metadata(zoo.shipped_path(low_name))["plic_training"])["stages"]]
+        assert "po-elic" in recipes
+
+
 def test_compressai_is_the_same_package_without_its_heavy_init():
     """plic imports compressai's coding modules without datasets/torch_geometric; the rest loads on use."""
     import compressai

@@ -1,0 +1,95 @@
+"""Where the perceptual ladder should switch rungs, measured on training images (Kodak stays held out).
+
+For each rung and lambda of a grid around the low rung's top, code every image (a 256x256 centre
+crop of ``--images`` training images spread over the sorted list) and measure its real bpp, LPIPS-Alex
+and DISTS (neither is in a training loss; they are the issue's two target metrics). Prints, per lambda,
+the means for both rungs and the high rung's mean relative difference over the two metrics (the rungs
+spend within a few per cent of the same bits at one lambda: both held the MSE model's rate in
+training); the switch is the largest lambda of the grid up to which the low rung is better at every point.
+
+    python benchmarks/perceptual/ladder/switch_perceptual.py --data ../shared/datasets/train --images 24 \
+        > benchmarks/perceptual/ladder/switch_perceptual.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from plic import bitstream, zoo
+from plic.codec import Codec
+from plic.image_io import PlanarImage, quantize_rgb
+from plic.losses.distortion import distortion_fn
+
+LAMBDAS = (0.0007, 0.001, 0.0012, 0.0015, 0.002, 0.003)
+
+
+def crops(data: Path, count: int, size: int) -> list[torch.Tensor]:
+    files = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    step = max(1, len(files) // count)  # spread over the sources (the folders sort by source)
+    out = []
+    for p in files[::step]:
+        im = Image.open(p).convert("RGB")
+        if min(im.size) < size:
+            continue
+        left, top = (im.width - size) // 2, (im.height - size) // 2
+        a = np.asarray(im.crop((left, top, left + size, top + size)))
+        out.append(torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255)
+        if len(out) == count:
+            break
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--size", type=int, default=256)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    low_name, switch = zoo.LOW_RATE["hyperprior-perceptual"]
+    rungs = {low_name: Codec(zoo.load_model(low_name), exact=False),
+             "hyperprior-perceptual": Codec(zoo.load_model("hyperprior-perceptual"), exact=False)}
+    metrics = {m: distortion_fn(m) for m in ("lpips-alex", "dists")}
+    images = crops(args.data, args.images, args.size)
+    print(f"`{' '.join(sys.argv)}`: {len(images)} centre crops {args.size}x{args.size} of training images; "
+          f"switch in plic.zoo when this ran: {switch:g}\n")
+    print("| lambda | rung | bpp | LPIPS-Alex | DISTS | high rung against low (mean of the two) |")
+    print("|---|---|---|---|---|---|")
+    rels = {}  # lambda -> the high rung's mean relative difference (positive: the low rung is better)
+    for lam in LAMBDAS:
+        means = {}
+        for name, codec in rungs.items():
+            m = codec.model
+            if not m.lambda_min * (1 - 1e-6) <= lam <= m.lambda_max * (1 + 1e-6):
+                continue
+            rows = []
+            for x in images:
+                enc = codec.encode(PlanarImage(x, 3, 8), lmbda=lam)
+                rec = quantize_rgb(codec.decode_file(bitstream.parse(enc.data))).cpu().float()
+                with torch.no_grad():
+                    rows.append([enc.bpp] + [float(fn(rec, x)) for fn in metrics.values()])
+            means[name] = np.mean(rows, axis=0)
+            bpp, lp, ds = means[name]
+            diff = ""
+            if len(means) == 2:
+                (_, lp0, ds0), (_, lp1, ds1) = means.values()
+                rel = 50 * ((lp1 / lp0 - 1) + (ds1 / ds0 - 1))
+                diff = f"{rel:+.1f} % (LPIPS-Alex {100 * (lp1 / lp0 - 1):+.1f} %, DISTS {100 * (ds1 / ds0 - 1):+.1f} %)"
+                rels[lam] = rel
+            print(f"| {lam:g} | {name} | {bpp:.4f} | {lp:.4f} | {ds:.4f} | {diff} |", flush=True)
+    best = None
+    for lam, rel in sorted(rels.items()):
+        if rel <= 0:
+            break
+        best = lam
+    print(f"\nThe low rung is better at every lambda of the grid up to {best} (None: not even at the first).")
+
+
+if __name__ == "__main__":
+    main()
