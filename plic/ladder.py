@@ -1,10 +1,10 @@
-"""Two variable-rate models of one kind, each coding the rates it was trained for, as one codec.
+"""Two variable-rate models, each coding the rates it was trained for, as one codec.
 
 One small model cannot be best at every rate. A GAN-finetuned codec shows
 this most: finetuned on the whole range, its adversary and its perceptual
 losses settle on a compromise, and finetuned on the low rates alone (lambda
-1e-4..0.003, below about 0.2 bpp on Kodak) it gains 3-6 % LPIPS and DISTS
-there (benchmarks/perceptual/README.md). CompressAI's zoo likewise changes
+1e-4..0.003, up to about 0.25 bpp on Kodak) it gains about 6 % LPIPS-Alex and
+DISTS at 0.075 bpp (benchmarks/perceptual/README.md). CompressAI's zoo likewise changes
 weights, and even architecture, along its qualities (bmshj2018: N=128/M=192
 for qualities 1-5, N=192/M=320 for 6-8).
 
@@ -20,6 +20,8 @@ crops for a pair trained for MSE.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Optional
 
 import numpy as np
@@ -44,7 +46,9 @@ class CodecLadder:
         if low.model.lambda_min > high.model.lambda_min or low.model.lambda_max > high.model.lambda_max:
             raise ValueError("the low rung's lambda range must start and end at or below the high rung's")
         self.low, self.high, self.switch = low, high, float(np.float32(switch))
-        # what callers read from a codec: the rungs share the architecture and its latent geometry
+        self.rungs = (low, high)
+        # what callers read from a codec (whether it is variable-rate, its device) they read from the
+        # low rung; what differs between rungs (refinability, weights) they ask of each one (``rungs``)
         self.model, self.name, self.device = low.model, low.name, low.device
         self.label: Optional[str] = None  # the shipped name, when loaded by name
 
@@ -87,25 +91,36 @@ class CodecLadder:
         return y, self.low.encode_planes(img, self.switch, y)
 
     def encode_to_bpp(self, img: PlanarImage, bpp: float, **kw) -> EncodeResult:
-        """The low rung's search if its file at the switch is at least ``bpp``, else the high rung's."""
+        """The low rung's search if its file at the switch is at least ``bpp``, else the high rung's.
+
+        The high rung searches its whole range, so a target just above the low rung's file at the
+        switch may be coded by the high rung below the switch: its file still names its weights.
+        """
+        t0 = time.perf_counter()
         y, at_switch = self._low_at_switch(img)
         if bpp <= 8 * len(bitstream.pack(at_switch)) / (img.height * img.width):
-            return self.low.encode_to_bpp(img, bpp, y=y, **kw)
-        return self.high.encode_to_bpp(img, bpp, **kw)
+            return _with_probe(self.low.encode_to_bpp(img, bpp, y=y, **kw), t0)
+        return _with_probe(self.high.encode_to_bpp(img, bpp, **kw), t0)
 
     def encode_to_psnr(self, img: PlanarImage, target: float, **kw) -> EncodeResult:
         """As :meth:`encode_to_bpp`, on the PSNR of the low rung's file at the switch."""
+        t0 = time.perf_counter()
         y, at_switch = self._low_at_switch(img)
         rec = quantize_rgb(self.low.decode_file(at_switch)).cpu()
         if target <= psnr(rec, img.rgb):
-            return self.low.encode_to_psnr(img, target, y=y, **kw)
-        return self.high.encode_to_psnr(img, target, **kw)
+            return _with_probe(self.low.encode_to_psnr(img, target, y=y, **kw), t0)
+        return _with_probe(self.high.encode_to_psnr(img, target, **kw), t0)
 
     def decode_file(self, f: PlicFile):
         return self.for_file(f).decode_file(f)
 
     def decode(self, data: bytes):
         return self.for_file(bitstream.parse(data)).decode(data)
+
+
+def _with_probe(result: EncodeResult, t0: float) -> EncodeResult:
+    """``result`` timed from ``t0``: the probe at the switch is part of the encode."""
+    return dataclasses.replace(result, seconds=time.perf_counter() - t0)
 
 
 def shipped_codec(name: str, device: str = "cpu", exact: bool = True) -> Codec | CodecLadder:

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from plic import bitstream, zoo
 from plic.cli import main
-from plic.encode import Rate, encode_image
+from plic.encode import Rate, Refinement, encode_image
 from plic.errors import PlicError
 from plic.image_io import read_image
 from plic.ladder import CodecLadder, shipped_codec
@@ -29,8 +29,9 @@ def _save(path, seed, **config):
 @pytest.fixture(scope="module")
 def rung_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rungs")
-    # as the perceptual ladder: the low rung finetuned on the bottom of the high rung's range, same QVRF steps
-    return {"tiny-low": _save(folder / "low.safetensors", 3, lambda_min=0.0018, lambda_max=0.006,
+    # as the perceptual ladder: the low rung finetuned on the bottom of the range, reaching below the high
+    # rung's, with the same QVRF steps
+    return {"tiny-low": _save(folder / "low.safetensors", 3, lambda_min=0.001, lambda_max=0.006,
                                   lambda_ref=0.0932),
             "tiny": _save(folder / "high.safetensors", 4, lambda_min=0.0018, lambda_max=0.0932)}
 
@@ -50,12 +51,15 @@ def test_a_shipped_name_with_a_low_rate_rung_codes_as_a_ladder(shipped_ladder, s
     ladder = shipped_ladder
     assert isinstance(ladder, CodecLadder) and ladder.label == "tiny"
     assert (ladder.low.label, ladder.high.label, ladder.switch) == ("tiny-low", "tiny", pytest.approx(0.006))
-    # --quality spans both rungs as the high rung alone did: 1 is the bottom, 8 the top
-    assert ladder.resolve_lambda(quality=1) == pytest.approx(0.0018, rel=1e-6)
+    # --quality spans both rungs' range: 1 is the low rung's bottom, 8 the high rung's top
+    assert ladder.lambda_range == (pytest.approx(0.001), pytest.approx(0.0932))
+    assert ladder.resolve_lambda(quality=1) == pytest.approx(0.001, rel=1e-6)
     assert ladder.resolve_lambda(quality=8) == pytest.approx(0.0932, rel=1e-6)
-    assert ladder.resolve_lambda() == pytest.approx(zoo.load_model("tiny").quality_to_lambda(4.0), rel=1e-6)
-    with pytest.raises(PlicError, match=r"outside this model's range \[0.0018, 0.0932\]"):
-        ladder.resolve_lambda(lmbda=0.1)
+    assert ladder.resolve_lambda() == pytest.approx(0.001 ** (4 / 7) * 0.0932 ** (3 / 7), rel=1e-6)
+    assert ladder.resolve_lambda(lmbda=0.0012) == pytest.approx(0.0012)  # below the high rung's range
+    for lam in (0.1, 0.0009):
+        with pytest.raises(PlicError, match=r"outside this model's range \[0.001, 0.0932\]"):
+            ladder.resolve_lambda(lmbda=lam)
     img = read_image(sample_image)
     for rate, rung in ((Rate(quality=1), ladder.low), (Rate(lmbda=0.006), ladder.low),
                        (Rate(lmbda=0.0061), ladder.high), (Rate(quality=8), ladder.high)):
@@ -87,6 +91,15 @@ def test_the_cli_codes_with_either_rung_and_decodes_without_being_told_which(shi
         assert f"(the shipped weights: {rung})" in r.output, r.output
         r = runner.invoke(main, ["decompress", str(out), "-o", str(png)], catch_exceptions=False)
         assert r.exit_code == 0 and png.is_file(), r.output
+
+
+def test_a_refinement_optimises_for_the_rung_that_codes(shipped_ladder, sample_image):
+    ladder, img = shipped_ladder, read_image(sample_image)
+    for rate, rung in ((Rate(quality=1), ladder.low), (Rate(quality=8), ladder.high)):
+        enc = encode_image(ladder, img, rate, Refinement("sga+", steps=2))
+        assert enc.codec is rung and enc.before is not None
+        for coded in (enc.before, enc.result):
+            assert bitstream.parse(coded.data).header.fingerprint == rung.model.fingerprint
 
 
 def test_a_ladder_needs_rungs_that_fit(rung_files):

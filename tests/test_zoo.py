@@ -94,6 +94,10 @@ def test_shipped_ladders_pair_rungs_of_one_architecture_that_meet_at_the_switch(
         assert high.lambda_min <= switch <= low.lambda_max and low.lambda_ref == high.lambda_ref
         ladder = shipped_codec(name)
         assert isinstance(ladder, CodecLadder) and ladder.lambda_range == (low.lambda_min, high.lambda_max)
+        # --quality 1..8 over both rungs: for --perceptual the range the single model had, 1e-4..0.03
+        assert ladder.resolve_lambda(quality=1) == pytest.approx(low.lambda_min, rel=1e-6)
+        assert ladder.resolve_lambda(quality=8) == pytest.approx(high.lambda_max, rel=1e-6)
+        assert ladder.pick(ladder.resolve_lambda(quality=1)) is ladder.low
         recipes = [s.get("recipe") for s in json.loads(zoo.read_metadata(zoo.shipped_path(low_name))["plic_training"])["stages"]]
         assert "po-elic" in recipes
 

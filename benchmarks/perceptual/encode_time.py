@@ -21,11 +21,10 @@ import numpy as np
 import torch
 
 from plic import bitstream
-from plic.codec import Codec
 from plic.encode import Rate, Refinement, encode_image
 from plic.image_io import quantize_rgb, read_image
+from plic.ladder import shipped_codec
 from plic.metrics import get_metric
-from plic.zoo import load_model
 
 METRICS = ("psnr", "lpips-alex", "dists")
 
@@ -66,7 +65,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/perceptual/encode_time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    codec = Codec(load_model("hyperprior-perceptual"))
+    codec = shipped_codec("hyperprior-perceptual")  # the ladder --perceptual codes with
     rows = []
     for path in sorted(Path(args.data).glob("*.png"))[args.skip: args.skip + args.images]:
         img = read_image(path)

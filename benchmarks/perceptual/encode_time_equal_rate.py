@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 
-from plic.codec import Codec
 from plic.encode import Rate, encode_image
 from plic.image_io import read_image
-from plic.zoo import load_model
+from plic.ladder import shipped_codec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encode_time import mean_scores, scores, table_row  # noqa: E402
@@ -33,7 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     result = json.loads(Path(args.results).read_text())
-    codec = Codec(load_model("hyperprior-perceptual"))
+    codec = shipped_codec("hyperprior-perceptual")  # the ladder --perceptual codes with
     for row in result["rows"]:
         img = read_image(Path(args.data) / row["image"])
         enc = encode_image(codec, img, Rate(bpp=row["refined"]["bpp"])).result
