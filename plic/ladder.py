@@ -62,7 +62,7 @@ class CodecLadder:
 
     def for_file(self, f: PlicFile) -> Codec:
         """The rung whose weights wrote ``f`` (the low one, whose check_header explains a mismatch, if neither)."""
-        for codec in (self.low, self.high):
+        for codec in self.rungs:
             if f.header.model == codec.name and f.header.fingerprint == codec.model.fingerprint:
                 return codec
         return self.low

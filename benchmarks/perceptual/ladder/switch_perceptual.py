@@ -28,12 +28,13 @@ from plic import bitstream, zoo
 from plic.codec import Codec
 from plic.image_io import PlanarImage, quantize_rgb
 from plic.losses.distortion import distortion_fn
+from plic.train.data import find_images
 
 LAMBDAS = (0.0007, 0.001, 0.0012, 0.0015, 0.002, 0.003)
 
 
 def crops(data: Path, count: int, size: int) -> list[torch.Tensor]:
-    files = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    files = find_images([data])  # sorted per folder, as training reads them
     step = max(1, len(files) // count)  # spread over the sources (the folders sort by source)
     out = []
     for p in files[::step]:
