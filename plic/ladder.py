@@ -123,9 +123,10 @@ def _with_probe(result: EncodeResult, t0: float) -> EncodeResult:
     return dataclasses.replace(result, seconds=time.perf_counter() - t0)
 
 
-def shipped_codec(name: str, device: str = "cpu", exact: bool = True) -> Codec | CodecLadder:
+def shipped_codec(name: str, device: str = "cpu", exact: bool = True, ladder: bool = True) -> Codec | CodecLadder:
     """A shipped model by name (``plic.zoo.PRETRAINED``) as a codec labelled with that name: a ladder
-    where ``plic.zoo.LOW_RATE`` gives it a low-rate rung."""
+    where ``plic.zoo.LOW_RATE`` gives it a low-rate rung, unless ``ladder`` is False (a decoder that
+    knows which rung wrote its file needs only that one)."""
     from plic import zoo
 
     def rung(shipped: str) -> Codec:
@@ -134,7 +135,7 @@ def shipped_codec(name: str, device: str = "cpu", exact: bool = True) -> Codec |
         return codec
 
     high = rung(name)
-    if name not in zoo.LOW_RATE:
+    if name not in zoo.LOW_RATE or not ladder:
         return high
     low_name, switch = zoo.LOW_RATE[name]
     ladder = CodecLadder(rung(low_name), high, switch)

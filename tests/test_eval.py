@@ -226,3 +226,40 @@ def test_points_without_a_version_take_the_manifests_before_it_is_rewritten(imag
     manifest["codecs"]["jpeg"]["version"] = "an older encoder"
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert "(2 computed, 0 cached)" in invoke(*args).output  # made by another version: coded again
+
+
+def test_a_refined_codec_meets_a_target_with_one_optimisation(images, tmp_path):
+    from plic import bitstream
+    from plic.eval.learned import RefinedLearnedCodec, make_codec
+
+    spec = "plic:hyperprior+snic-latent:mse:4"  # the shipped model: a random one codes every lambda alike
+    codec = make_codec(spec)
+    assert isinstance(codec, RefinedLearnedCodec) and codec.refinement.steps == 4
+    probes = []
+    original = codec.encode
+    codec.encode = lambda *a: probes.append(a) or original(*a)  # the knob bisection must not run
+    rgb = np.asarray(Image.open(images / "left.png").convert("RGB"))
+    quality, data = codec.encode_to_bpp(rgb, 0.4)
+    assert not probes
+    assert 8 * len(data) / rgb.shape[0] / rgb.shape[1] == pytest.approx(0.4, rel=0.05)
+    m = codec.codec.model  # the knob reported is the quality of the lambda the file was coded at
+    assert bitstream.parse(data).header.lmbda == pytest.approx(m.quality_to_lambda(quality), rel=1e-4)
+    assert "+ snic-latent (mse, 4 steps" in codec.version()
+
+    out = tmp_path / "res"
+    r = invoke("eval", "--data", images, "--codecs", spec, "--metrics", "psnr", "--targets", "0.4", "--no-sweep",
+               "--out", out, "--quiet")
+    assert r.exit_code == 0, r.output
+    points = sorted((out / "points").glob("*/bpp0.4/*.json"))
+    assert len(points) == 2 and all(json.loads(p.read_text())["codec"] == spec for p in points)
+
+
+def test_bad_refinements_give_one_line(images, tiny_model_path, tmp_path):
+    from plic.eval.learned import make_codec
+
+    assert type(make_codec(f"plic:{tiny_model_path}")).__name__ == "LearnedCodec"  # no "+": no refinement
+    for tail, message in [("snic-latent:mse:x", "must be an integer"), ("snic-latent:mse:0", "1 or more"),
+                          ("sga+:mse:3:9", "expected <plan>"), ("snic-latent:butteraugli", "butteraugli")]:
+        r = CliRunner().invoke(main, ["eval", "--data", str(images), "--codecs", f"plic:{tiny_model_path}+{tail}",
+                                      "--out", str(tmp_path / "o")])
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output

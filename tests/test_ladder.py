@@ -80,8 +80,12 @@ def test_bpp_targets_cross_the_seam(shipped_ladder, sample_image):
         assert enc.result.bpp == pytest.approx(target, rel=0.01)
 
 
-def test_the_cli_codes_with_either_rung_and_decodes_without_being_told_which(shipped_ladder, sample_image, tmp_path):
+def test_the_cli_codes_with_either_rung_and_decodes_without_being_told_which(shipped_ladder, sample_image, tmp_path,
+                                                                           monkeypatch):
     runner = CliRunner()
+    loaded = []
+    real_load = zoo.load_model
+    monkeypatch.setattr(zoo, "load_model", lambda name, *a, **k: loaded.append(name) or real_load(name, *a, **k))
     for quality, rung in (("1", "tiny-low"), ("8", "tiny")):
         out, png = tmp_path / f"q{quality}.plic", tmp_path / f"q{quality}.png"
         r = runner.invoke(main, ["compress", str(sample_image), "-o", str(out), "-m", "tiny", "-q", quality],
@@ -89,8 +93,17 @@ def test_the_cli_codes_with_either_rung_and_decodes_without_being_told_which(shi
         assert r.exit_code == 0 and f"({rung}, lambda" in r.output, r.output
         r = runner.invoke(main, ["info", str(out)], catch_exceptions=False)
         assert f"(the shipped weights: {rung})" in r.output, r.output
+        loaded.clear()
         r = runner.invoke(main, ["decompress", str(out), "-o", str(png)], catch_exceptions=False)
         assert r.exit_code == 0 and png.is_file(), r.output
+        assert loaded == [rung]  # the rung that wrote the file, not the whole ladder
+
+
+def test_bench_names_the_rung_it_timed(shipped_ladder, sample_image):
+    for quality, rung in (("1", shipped_ladder.low), ("8", shipped_ladder.high)):
+        r = CliRunner().invoke(main, ["bench", str(sample_image), "-m", "tiny", "-q", quality, "--repeat", "1",
+                                      "--warmup", "0", "--devices", "cpu"], catch_exceptions=False)
+        assert r.exit_code == 0 and f"({rung.label} {rung.model.fingerprint.hex()[:16]})" in r.output, r.output
 
 
 def test_a_refinement_optimises_for_the_rung_that_codes(shipped_ladder, sample_image):

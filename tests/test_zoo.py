@@ -98,6 +98,7 @@ def test_shipped_ladders_pair_rungs_of_one_architecture_that_meet_at_the_switch(
         assert ladder.resolve_lambda(quality=1) == pytest.approx(low.lambda_min, rel=1e-6)
         assert ladder.resolve_lambda(quality=8) == pytest.approx(high.lambda_max, rel=1e-6)
         assert ladder.pick(ladder.resolve_lambda(quality=1)) is ladder.low
+        assert shipped_codec(name, ladder=False).model.fingerprint == high.fingerprint  # one rung, for a decoder
         recipes = [s.get("recipe") for s in json.loads(zoo.read_metadata(zoo.shipped_path(low_name))["plic_training"])["stages"]]
         assert "po-elic" in recipes
 

@@ -106,4 +106,6 @@ def _time_image(img, coders, with_twin, classical, quality, warmup, repeat):
 def _line(r) -> str:
     ratio = (f"  x{r['encode_vs_compressai']:.2f} / x{r['decode_vs_compressai']:.2f} of CompressAI's"
              if "encode_vs_compressai" in r else "")
-    return f"  {r['coder']:<14} {r['bpp']:.3f} bpp  encode {r['encode_s']:.3f} s  decode {r['decode_s']:.3f} s{ratio}"
+    weights = f"  ({r['weights']})" if "weights" in r else ""
+    return (f"  {r['coder']:<14} {r['bpp']:.3f} bpp  encode {r['encode_s']:.3f} s  decode {r['decode_s']:.3f} s"
+            f"{ratio}{weights}")

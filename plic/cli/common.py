@@ -30,8 +30,10 @@ def require_device(device: str) -> None:
         raise PlicError("--device cuda asked for, but no CUDA device is available")
 
 
-def load_codec(model: Optional[str], model_path: Optional[str], device: str, exact: bool = False):
-    """A weight file as a codec, or a shipped model by name (a ladder where it has a low-rate rung)."""
+def load_codec(model: Optional[str], model_path: Optional[str], device: str, exact: bool = False,
+               ladder: bool = True):
+    """A weight file as a codec, or a shipped model by name (a ladder where it has a low-rate rung,
+    unless ``ladder`` is False)."""
     from plic.codec import Codec
     from plic.ladder import shipped_codec
     from plic.zoo import DEFAULT_MODEL, load_weights
@@ -42,7 +44,7 @@ def load_codec(model: Optional[str], model_path: Optional[str], device: str, exa
         if model and m.registry_name != model:
             raise PlicError(f"{model_path} holds a {m.registry_name!r} model, not {model!r}")
         return Codec(m, device=device, exact=exact)
-    return shipped_codec(model or DEFAULT_MODEL, device, exact=exact)
+    return shipped_codec(model or DEFAULT_MODEL, device, exact=exact, ladder=ladder)
 
 
 #: the file name that means standard input or standard output

@@ -81,7 +81,9 @@ def _codec_for(f, src: Path, codecs: dict, model_path, device, exact):
         if not model_path:
             shipped = find_shipped(name, f.header.fingerprint, device)
             imported = None if shipped else find_imported(name, f.header.fingerprint)
-        codecs[key] = load_codec(None if imported else (shipped or name), model_path or imported, device, exact)
+        # the shipped weights the header names, alone: a ladder's other rung is not needed to decode
+        codecs[key] = load_codec(None if imported else (shipped or name), model_path or imported, device, exact,
+                                 ladder=False)
     return codecs[key]
 
 

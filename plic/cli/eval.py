@@ -23,8 +23,9 @@ def _floats(text: str):
 @click.command("eval")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="image folder (or one image)")
 @click.option("--codecs", default=DEFAULT_CODECS, show_default=True,
-              help="comma-separated: plic:<model or weights file>, compressai:<zoo architecture> (from the hub "
-                   "cache), jpeg, jpeg444, webp, avif, jxl, jpeg2000, hevc")
+              help="comma-separated: plic:<model or weights file>, plic:<model>+<refinement>[:<metric>[:<steps>]] "
+                   "(encode-time refinement, e.g. plic:hyperprior-perceptual+snic-latent:lpips:60), "
+                   "compressai:<zoo architecture> (from the hub cache), jpeg, jpeg444, webp, avif, jxl, jpeg2000, hevc")
 @click.option("--metrics", default=DEFAULT_METRICS, show_default=True,
               help="comma-separated: psnr, psnr-y, ssim, ms-ssim, lpips-alex, lpips-vgg, dists, vmaf, fd-vgg16, fid, kid")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="results folder (reruns reuse it)")
