@@ -509,3 +509,25 @@ def test_po_elic_adv_slope_weighs_low_rate_crops_more(po_setup, tmp_path):
     t.run(progress=False)
     flat = make_trainer(_po_cfg(folder, init, 1), tmp_path / "flat", log=lambda m: None)
     assert flat.recipe.adversarial_item_weights(torch.tensor([0.01, 0.01])) is None
+
+
+def test_lpips_distortion_keeps_the_reference_and_matches_the_package():
+    """The encode-time LPIPS keeps the original's features between steps, and is the package's forward."""
+    from plic.losses.distortion import distortion_fn
+    from plic.metrics.lpips import lpips_network
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 48, 64)
+    for name, net in (("lpips", "vgg16"), ("lpips-alex", "alexnet")):
+        fn, package = distortion_fn(name), lpips_network(net)
+        for ref in (x, x, torch.rand(2, 3, 48, 64)):  # the same original twice, then another
+            x_hat = (ref + 0.1 * torch.randn_like(ref)).requires_grad_(True)
+            ours, theirs = fn(x_hat, ref), package(x_hat.clamp(0, 1) * 2 - 1, ref * 2 - 1).flatten()
+            assert torch.allclose(ours, theirs, atol=1e-6)
+            g1, = torch.autograd.grad(ours.sum(), x_hat)
+            g2, = torch.autograd.grad(theirs.sum(), x_hat)
+            assert torch.allclose(g1, g2, atol=1e-7)
+        ref = x.clone()
+        fn(ref, ref)
+        ref.mul_(0.5)  # changed in place: its features are computed again
+        assert torch.allclose(fn(x, ref), package(x * 2 - 1, ref * 2 - 1).flatten(), atol=1e-6)

@@ -39,11 +39,36 @@ def distortion_fn(name: str, device: str | torch.device = "cpu") -> Callable[[Te
     if name in ("lpips", "lpips-alex"):
         from plic.metrics.lpips import lpips_network
 
-        net = lpips_network("vgg16" if name == "lpips" else "alexnet", device)
-        return lambda x_hat, x: net(x_hat.clamp(0, 1) * 2 - 1, x * 2 - 1).flatten()
+        return _lpips_keeping_the_reference(lpips_network("vgg16" if name == "lpips" else "alexnet", device))
     if name == "dists":
         from plic.metrics.dists import dists_network
 
         net = dists_network(device)
         return lambda x_hat, x: net(x_hat.clamp(0, 1), x)
     raise PlicError(f"unknown distortion {name!r} (known: {', '.join(DISTORTIONS)})")
+
+
+def _lpips_keeping_the_reference(net) -> Callable[[Tensor, Tensor], Tensor]:
+    """LPIPS (the ``lpips`` package's forward) with the features of the reference ``x`` kept between calls.
+
+    An encode-time optimisation compares every step's image with the same original: its features
+    cost a third of a step's network work (a forward for it, a forward and a backward for ``x_hat``),
+    and twice that where a target adds a hard-rounded forward per step.
+    """
+    import lpips
+
+    from plic.metrics.lpips import _normalized_features
+
+    kept: dict = {}
+
+    def fn(x_hat: Tensor, x: Tensor) -> Tensor:
+        key = (x.data_ptr(), x._version, tuple(x.shape), x.device)  # the same tensor, not changed in place
+        if kept.get("key") != key:
+            with torch.no_grad():
+                kept["key"], kept["features"] = key, _normalized_features(net, x * 2 - 1)
+            kept["x"] = x  # held, so that its memory is not reused by another tensor with the same pointer
+        fb = _normalized_features(net, x_hat.clamp(0, 1) * 2 - 1)
+        return sum(lpips.spatial_average(lin((a - b) ** 2), keepdim=True)
+                   for lin, a, b in zip(net.lins, kept["features"], fb)).flatten()
+
+    return fn
