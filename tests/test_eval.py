@@ -228,30 +228,52 @@ def test_points_without_a_version_take_the_manifests_before_it_is_rewritten(imag
     assert "(2 computed, 0 cached)" in invoke(*args).output  # made by another version: coded again
 
 
-def test_a_refined_codec_meets_a_target_with_one_optimisation(images, tmp_path):
+def test_a_refined_codec_meets_a_target_with_one_optimisation(images, tmp_path, monkeypatch):
+    import plic.eval.runner
+    import plic.refine
     from plic import bitstream
     from plic.eval.learned import RefinedLearnedCodec, make_codec
 
     spec = "plic:hyperprior+snic-latent:mse:4"  # the shipped model: a random one codes every lambda alike
     codec = make_codec(spec)
     assert isinstance(codec, RefinedLearnedCodec) and codec.refinement.steps == 4
-    probes = []
-    original = codec.encode
-    codec.encode = lambda *a: probes.append(a) or original(*a)  # the knob bisection must not run
+    optimisations = []
+    real_refine = plic.refine.refine_encode
+    monkeypatch.setattr(plic.refine, "refine_encode", lambda *a, **k: optimisations.append(1) or real_refine(*a, **k))
     rgb = np.asarray(Image.open(images / "left.png").convert("RGB"))
     quality, data = codec.encode_to_bpp(rgb, 0.4)
-    assert not probes
+    assert len(optimisations) == 1
     assert 8 * len(data) / rgb.shape[0] / rgb.shape[1] == pytest.approx(0.4, rel=0.05)
-    m = codec.codec.model  # the knob reported is the quality of the lambda the file was coded at
-    assert bitstream.parse(data).header.lmbda == pytest.approx(m.quality_to_lambda(quality), rel=1e-4)
-    assert "+ snic-latent (mse, 4 steps" in codec.version()
+    # the knob reported is the quality of the lambda the file was coded at
+    assert bitstream.parse(data).header.lmbda == pytest.approx(codec.codec.resolve_lambda(quality=quality), rel=1e-5)
+    assert "+ snic-latent (mse, 4 steps" in codec.version() and "lr 0.005" in codec.version()
+    assert make_codec("plic:hyperprior+sga+:mse:4").encode_to_bpp is None  # SGA+ keeps the lambda: bisected
 
+    def no_bisection(*a, **k):
+        raise AssertionError("the knob was bisected")
+
+    monkeypatch.setattr(plic.eval.runner, "encode_at_bpp", no_bisection)
+    optimisations.clear()
     out = tmp_path / "res"
     r = invoke("eval", "--data", images, "--codecs", spec, "--metrics", "psnr", "--targets", "0.4", "--no-sweep",
                "--out", out, "--quiet")
     assert r.exit_code == 0, r.output
     points = sorted((out / "points").glob("*/bpp0.4/*.json"))
     assert len(points) == 2 and all(json.loads(p.read_text())["codec"] == spec for p in points)
+    assert len(optimisations) == 2  # one per image
+
+
+def test_a_refined_ladder_reports_the_quality_of_its_own_range(monkeypatch):
+    from plic.eval.learned import RefinedLearnedCodec
+
+    class Ladder:  # a lambda range that is no single rung's, as a ladder's is
+        def resolve_lambda(self, quality):
+            return 1e-4 * (0.03 / 1e-4) ** ((quality - 1) / 7)
+
+    codec = RefinedLearnedCodec("x", "snic-latent")
+    monkeypatch.setattr(RefinedLearnedCodec, "codec", Ladder())
+    for q in (1.0, 2.5, 8.0):
+        assert codec._quality_of(Ladder().resolve_lambda(q)) == pytest.approx(q, abs=1e-6)
 
 
 def test_bad_refinements_give_one_line(images, tiny_model_path, tmp_path):
@@ -259,6 +281,7 @@ def test_bad_refinements_give_one_line(images, tiny_model_path, tmp_path):
 
     assert type(make_codec(f"plic:{tiny_model_path}")).__name__ == "LearnedCodec"  # no "+": no refinement
     for tail, message in [("snic-latent:mse:x", "must be an integer"), ("snic-latent:mse:0", "1 or more"),
+                          ("snic-latnet", "unknown refinement"),
                           ("sga+:mse:3:9", "expected <plan>"), ("snic-latent:butteraugli", "butteraugli")]:
         r = CliRunner().invoke(main, ["eval", "--data", str(images), "--codecs", f"plic:{tiny_model_path}+{tail}",
                                       "--out", str(tmp_path / "o")])

@@ -519,15 +519,31 @@ def test_lpips_distortion_keeps_the_reference_and_matches_the_package():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 48, 64)
     for name, net in (("lpips", "vgg16"), ("lpips-alex", "alexnet")):
-        fn, package = distortion_fn(name), lpips_network(net)
-        for ref in (x, x, torch.rand(2, 3, 48, 64)):  # the same original twice, then another
-            x_hat = (ref + 0.1 * torch.randn_like(ref)).requires_grad_(True)
-            ours, theirs = fn(x_hat, ref), package(x_hat.clamp(0, 1) * 2 - 1, ref * 2 - 1).flatten()
-            assert torch.allclose(ours, theirs, atol=1e-6)
-            g1, = torch.autograd.grad(ours.sum(), x_hat)
-            g2, = torch.autograd.grad(theirs.sum(), x_hat)
-            assert torch.allclose(g1, g2, atol=1e-7)
-        ref = x.clone()
-        fn(ref, ref)
-        ref.mul_(0.5)  # changed in place: its features are computed again
-        assert torch.allclose(fn(x, ref), package(x * 2 - 1, ref * 2 - 1).flatten(), atol=1e-6)
+        package = lpips_network(net, "cpu")  # the object distortion_fn uses (lru_cache keys on the arguments)
+        trunk_calls = []
+        trunk = package.net.forward  # the package calls net.forward itself: count there, not with a hook
+        package.net.forward = lambda *a, _c=trunk_calls, _t=trunk, **k: _c.append(1) or _t(*a, **k)
+        try:
+            fn = distortion_fn(name, keep_reference=True)
+            other = torch.rand(2, 3, 48, 64)
+            for ref, trunk_passes in ((x, 2), (x, 1), (other, 2)):  # the same original again: its features kept
+                trunk_calls.clear()
+                x_hat = (ref + 0.1 * torch.randn_like(ref)).requires_grad_(True)
+                ours = fn(x_hat, ref)
+                assert len(trunk_calls) == trunk_passes
+                theirs = package(x_hat.clamp(0, 1) * 2 - 1, ref * 2 - 1).flatten()
+                assert torch.allclose(ours, theirs, atol=1e-6)
+                g1, = torch.autograd.grad(ours.sum(), x_hat)
+                g2, = torch.autograd.grad(theirs.sum(), x_hat)
+                assert torch.allclose(g1, g2, atol=1e-7)
+            ref = x.clone()
+            fn(ref, ref)
+            ref.mul_(0.5)  # changed in place: its features are computed again
+            assert torch.allclose(fn(x, ref), package(x * 2 - 1, ref * 2 - 1).flatten(), atol=1e-6)
+            plain = distortion_fn(name)  # the default keeps nothing: a training step brings a new batch
+            trunk_calls.clear()
+            plain(x, x)
+            plain(x, x)
+            assert len(trunk_calls) == 4  # the trunk on both images, every call
+        finally:
+            del package.net.forward

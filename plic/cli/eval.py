@@ -24,12 +24,14 @@ def _floats(text: str):
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="image folder (or one image)")
 @click.option("--codecs", default=DEFAULT_CODECS, show_default=True,
               help="comma-separated: plic:<model or weights file>, plic:<model>+<refinement>[:<metric>[:<steps>]] "
-                   "(encode-time refinement, e.g. plic:hyperprior-perceptual+snic-latent:lpips:60), "
+                   "(encode-time refinement: plan sga+, snic, snic-latent or snic+sga+; metric mse, ms-ssim, lpips (VGG), "
+                   "lpips-alex or dists; e.g. plic:hyperprior-perceptual+snic-latent:lpips:60), "
                    "compressai:<zoo architecture> (from the hub cache), jpeg, jpeg444, webp, avif, jxl, jpeg2000, hevc")
 @click.option("--metrics", default=DEFAULT_METRICS, show_default=True,
               help="comma-separated: psnr, psnr-y, ssim, ms-ssim, lpips-alex, lpips-vgg, dists, vmaf, fd-vgg16, fid, kid")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="results folder (reruns reuse it)")
-@click.option("--targets", default="", help="also reach these bpp per image by bisection, e.g. 0.075,0.15,0.3")
+@click.option("--targets", default="", help="also reach these bpp per image by bisection (a refinement aimed at a "
+                   "target: one lambda search, then one optimisation), e.g. 0.075,0.15,0.3")
 @click.option("--sweep/--no-sweep", default=True, show_default=True, help="code each codec's quality sweep")
 @click.option("--anchor", default="hevc", show_default=True, help="BD-rate anchor of the summary")
 @click.option("--limit", type=click.IntRange(min=1), help="first N images only")

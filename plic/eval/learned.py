@@ -1,9 +1,10 @@
-"""plic's own models as codecs of the benchmark: ``plic:<name or weights file>``."""
+"""plic's own models as codecs of the benchmark: ``plic:<name or weights file>``, and the same with an
+encode-time refinement, ``plic:<name or weights file>+<plan>[:<metric>[:<steps>]]``."""
 
 from __future__ import annotations
 
 import functools
-import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,9 +50,13 @@ class LearnedCodec(ClassicalCodec):
             return str(exc)
         return None
 
-    def encode(self, rgb: np.ndarray, setting: float) -> bytes:
+    @staticmethod
+    def _image(rgb: np.ndarray) -> PlanarImage:
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
-        return encode_image(self.codec, PlanarImage(x, 3, 8), Rate(quality=float(setting))).result.data
+        return PlanarImage(x, 3, 8)
+
+    def encode(self, rgb: np.ndarray, setting: float) -> bytes:
+        return encode_image(self.codec, self._image(rgb), Rate(quality=float(setting))).result.data
 
     def decode(self, data: bytes) -> np.ndarray:
         im, _ = self.codec.decode(data)
@@ -69,37 +74,68 @@ class RefinedLearnedCodec(LearnedCodec):
     """``plic:<model>+<plan>[:<metric>[:<steps>]]``: the model with an encode-time refinement
     (``plic compress --refine <plan> --optimize-for <metric> --steps <steps>``).
 
-    A target bpp is met as ``plic compress --bpp`` meets it: one lambda search on the plain model, then
-    one optimisation (a SNIC plan aims it at the target). The benchmark's knob bisection would
-    run a whole optimisation per probe. The knob value reported is the quality of the lambda the file
-    was coded at.
+    Where the plan aims at a target (a SNIC stage, on a variable-rate model), a target bpp is met as
+    ``plic compress --bpp`` meets it: one lambda search on the plain model, then one optimisation
+    held at the target (:meth:`encode_to_bpp`) -- the knob bisection would run a whole optimisation
+    per probe. SGA+ keeps the lambda, not the rate, so it is bisected like any other knob.
     """
 
-    def __init__(self, spec: str, plan: str, metric: str = "mse", steps: int = 60, device: str = "cpu"):
+    def __init__(self, spec: str, plan: str, *, metric: str = "mse", steps: int = 60, device: str = "cpu"):
         super().__init__(spec, device)
         self.refinement = Refinement(plan, steps, metric=metric)
         self.name = f"plic:{spec}+{plan}:{metric}:{steps}"
         self.label = f"plic {spec} + {plan} ({metric}, {steps} steps)"
 
-    def _image(self, rgb: np.ndarray) -> PlanarImage:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
-        return PlanarImage(x, 3, 8)
+    def unavailable(self) -> str | None:
+        reason = super().unavailable()
+        if reason is None:
+            from plic.refine.problem import check_refinable
+
+            try:
+                for rung in self.codec.rungs if isinstance(self.codec, CodecLadder) else (self.codec,):
+                    check_refinable(rung.model)
+            except PlicError as exc:
+                return str(exc)
+        return reason
 
     def encode(self, rgb: np.ndarray, setting: float) -> bytes:
         return encode_image(self.codec, self._image(rgb), Rate(quality=float(setting)), self.refinement).result.data
 
-    def encode_to_bpp(self, rgb: np.ndarray, target_bpp: float) -> tuple[float, bytes]:
+    @property
+    def encode_to_bpp(self):
+        """``(rgb, target) -> (quality, file)`` where the refinement itself meets a target; else None."""
+        from plic.encode import Encoder
+
+        if not (self.codec.model.variable_rate and Encoder._snic_target(self.refinement, Rate(bpp=1.0))):
+            return None
+        return self._encode_to_bpp
+
+    def _encode_to_bpp(self, rgb: np.ndarray, target_bpp: float) -> tuple[float, bytes]:
         from plic import bitstream
 
-        data = encode_image(self.codec, self._image(rgb), Rate(bpp=float(target_bpp)), self.refinement).result.data
-        lo, hi = self.codec.lambda_range if isinstance(self.codec, CodecLadder) else (
-            self.codec.model.lambda_min, self.codec.model.lambda_max)
-        lam = bitstream.parse(data).header.lmbda
-        return 1 + 7 * math.log(lam / lo) / math.log(hi / lo), data
+        try:
+            data = encode_image(self.codec, self._image(rgb), Rate(bpp=float(target_bpp)), self.refinement).result.data
+        except PlicError:  # out of reach: the nearest end of the range, as the knob bisection returns
+            plain = self.codec.encode(self._image(rgb), lmbda=self.codec.resolve_lambda(quality=1.0)).bpp
+            end = 1.0 if plain >= target_bpp else 8.0
+            return end, self.encode(rgb, end)
+        return self._quality_of(bitstream.parse(data).header.lmbda), data
+
+    def _quality_of(self, lmbda: float) -> float:
+        """The quality (1..8) whose lambda is ``lmbda``: the inverse of the codec's own mapping, by bisection."""
+        lo, hi = 1.0, 8.0
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.codec.resolve_lambda(quality=mid) < lmbda else (lo, mid)
+        return (lo + hi) / 2
 
     def version(self) -> str:
+        from plic.refine import DEFAULT_LR, DEFAULT_ROUNDING, PLANS
+
         r = self.refinement
-        return f"{super().version()} + {r.plan} ({r.metric}, {r.steps} steps, seed {r.seed})"
+        stages = ", ".join(f"{s}: {r.rounding or DEFAULT_ROUNDING[s]} rounding, lr {r.lr or DEFAULT_LR[s]:g}"
+                           for s in PLANS[r.plan])
+        return f"{super().version()} + {r.plan} ({r.metric}, {r.steps} steps, seed {r.seed}; {stages}; {self.device})"
 
 
 def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
@@ -109,6 +145,9 @@ def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
     # the first "+" that starts a plan's name: plans hold "+" too (sga+, snic+sga+), and so may a weights path
     splits = [i for i, c in enumerate(spec) if c == "+" and i > 0 and spec[i + 1:].split(":")[0] in PLANS]
     if not splits:
+        model = spec.rpartition("+")[0]
+        if model and (model in zoo.PRETRAINED or Path(model).is_file()):  # a known model, an unknown plan
+            raise PlicError(f"unknown refinement in {spec!r} (known: {', '.join(PLANS)})")
         return None
     model, tail = spec[:splits[0]], spec[splits[0] + 1:]
     parts = tail.split(":")
@@ -124,7 +163,7 @@ def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
     from plic.losses.distortion import distortion_fn
 
     distortion_fn(metric, device)  # an unknown metric or missing weights: fail before any work
-    return RefinedLearnedCodec(model, parts[0], metric, steps, device)
+    return RefinedLearnedCodec(model, parts[0], metric=metric, steps=steps, device=device)
 
 
 def make_codec(spec: str, device: str = "cpu") -> ClassicalCodec:
@@ -142,5 +181,5 @@ def make_codec(spec: str, device: str = "cpu") -> ClassicalCodec:
     try:
         return classical_codec(spec)
     except PlicError:
-        raise PlicError(f"unknown codec {spec!r}; known: plic:<model name or weights file>, compressai:<zoo architecture>, "
+        raise PlicError(f"unknown codec {spec!r}; known: plic:<model name or weights file>[+<refinement>], compressai:<zoo architecture>, "
                         f"{', '.join(CLASSICAL_CODECS)}") from None

@@ -16,7 +16,8 @@ encoder never hide behind old results. (Points written before versions were
 recorded are stamped once with the version the folder's manifest held for
 their codec, before a run rewrites the manifest.) ``setting`` is the
 codec's knob value (``q3``, ``d1.8``...) or ``bpp0.15`` for a point reached by
-bisection to a target bpp.
+bisection to a target bpp (or, for a codec with ``encode_to_bpp``, by its own means: a
+refined plic codec searches lambda once and holds its optimisation at the target).
 """
 
 from __future__ import annotations

