@@ -248,6 +248,8 @@ def test_a_refined_codec_meets_a_target_with_one_optimisation(images, tmp_path, 
     assert bitstream.parse(data).header.lmbda == pytest.approx(codec.codec.resolve_lambda(quality=quality), rel=1e-5)
     assert "+ snic-latent (mse, 4 steps" in codec.version() and "lr 0.005" in codec.version()
     assert make_codec("plic:hyperprior+sga+:mse:4").encode_to_bpp is None  # SGA+ keeps the lambda: bisected
+    for target, end in ((0.001, 1.0), (20.0, 8.0)):  # beyond the range: its nearest end, refined
+        assert codec.encode_to_bpp(rgb, target)[0] == end
 
     def no_bisection(*a, **k):
         raise AssertionError("the knob was bisected")

@@ -115,9 +115,12 @@ class RefinedLearnedCodec(LearnedCodec):
 
         try:
             data = encode_image(self.codec, self._image(rgb), Rate(bpp=float(target_bpp)), self.refinement).result.data
-        except PlicError:  # out of reach: the nearest end of the range, as the knob bisection returns
-            plain = self.codec.encode(self._image(rgb), lmbda=self.codec.resolve_lambda(quality=1.0)).bpp
-            end = 1.0 if plain >= target_bpp else 8.0
+        except PlicError:  # beyond the range: its nearest end, as the knob bisection returns
+            img = self._image(rgb)
+            low, high = (self.codec.encode(img, lmbda=self.codec.resolve_lambda(quality=q)).bpp for q in (1.0, 8.0))
+            if low < target_bpp < high:  # within reach of the plain codec: the refinement failed, say so
+                raise
+            end = 1.0 if target_bpp <= low else 8.0
             return end, self.encode(rgb, end)
         return self._quality_of(bitstream.parse(data).header.lmbda), data
 
