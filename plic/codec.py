@@ -135,6 +135,11 @@ class Codec:
         self._shape_template = None
 
     # ------------------------------------------------------------------ rate
+    @property
+    def rungs(self) -> tuple:
+        """The codecs that may code a file: this one (a :class:`plic.ladder.CodecLadder` has two)."""
+        return (self,)
+
     def pick(self, lmbda: float) -> "Codec":
         """The codec that codes at ``lmbda``: this one (a :class:`plic.ladder.CodecLadder` picks a rung)."""
         return self

@@ -93,7 +93,7 @@ class Encoder:
             from plic.refine import PLANS
             from plic.refine.problem import check_refinable
 
-            for rung in getattr(codec, "rungs", (codec,)):  # a ladder: each rung may be the one refined
+            for rung in codec.rungs:  # a ladder: each rung may be the one refined
                 check_refinable(rung.model)
             if refine.plan not in PLANS:
                 raise PlicError(f"unknown refinement {refine.plan!r} (known: {', '.join(PLANS)})")

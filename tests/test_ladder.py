@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from plic import bitstream, zoo
@@ -14,23 +13,12 @@ from plic.image_io import read_image
 from plic.ladder import CodecLadder, shipped_codec
 
 
-def _save(path, seed, **config):
-    """A random model whose latents are large enough that its rate follows lambda."""
-    from plic.models import MeanScaleHyperprior
-
-    torch.manual_seed(seed)
-    m = MeanScaleHyperprior(N=32, M=48, **config)
-    with torch.no_grad():
-        m.g_a[6].weight.mul_(20)
-    zoo.save_weights(m, path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def rung_files(tmp_path_factory):
+def rung_files(tmp_path_factory, save_rate_following_model):
     folder = tmp_path_factory.mktemp("rungs")
     # as the perceptual ladder: the low rung finetuned on the bottom of the range, reaching below the high
     # rung's, with the same QVRF steps
+    _save = save_rate_following_model
     return {"tiny-low": _save(folder / "low.safetensors", 3, lambda_min=0.001, lambda_max=0.006,
                                   lambda_ref=0.0932),
             "tiny": _save(folder / "high.safetensors", 4, lambda_min=0.0018, lambda_max=0.0932)}

@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from plic import bitstream
 from plic.encode import Rate, encode_image
 from plic.eval.learned import make_codec
 from plic.eval.runner import load_rgb, safe_name
-from plic.image_io import PlanarImage, quantize_rgb
 from plic.metrics import get_metric
 
 METRICS = ("psnr", "lpips-alex", "dists")
@@ -42,16 +40,12 @@ def points(folder: Path, codec: str) -> dict:
     return out
 
 
-def plain_at(codec, path: Path, bpp: float) -> dict:
-    """The plain codec's file for ``path`` at ``bpp`` (lambda search), scored as plic eval scores it."""
-    import torch
-
+def plain_at(plain, path: Path, bpp: float) -> dict:
+    """The plain codec's (a plic eval codec) file for ``path`` at ``bpp`` (lambda search), scored as plic eval scores it."""
     ref = load_rgb(path)
-    img = PlanarImage(torch.from_numpy(ref).permute(2, 0, 1)[None].float() / 255.0, 3, 8)
-    data = encode_image(codec, img, Rate(bpp=bpp)).result.data
-    rec = quantize_rgb(codec.decode_file(bitstream.parse(data))).cpu()
-    dist = (rec[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    return {"bpp": 8 * len(data) / (img.height * img.width),
+    data = encode_image(plain.codec, plain._image(ref), Rate(bpp=bpp)).result.data
+    dist = plain.decode(data)
+    return {"bpp": 8 * len(data) / (ref.shape[0] * ref.shape[1]),
             "metrics": {m: float(get_metric(m).pair(ref, dist)) for m in METRICS}}
 
 
@@ -76,7 +70,6 @@ def main() -> None:
     if not refined:
         sys.exit(f"no target points of {args.refined} in {args.folder}")
     others = {c: points(args.folder, c) for c in [args.plain] + args.anchors.split(",")}
-    codec = plain.codec
     stale = {p["version"] for t in others[args.plain].values() for p in t.values()} - {plain.version()}
     if stale:
         sys.exit(f"{args.folder} holds {args.plain} points of other weights ({', '.join(sorted(stale))}); rerun plic eval")
@@ -94,7 +87,7 @@ def main() -> None:
         rows = []
         for image in images:
             r = refined[target][image]
-            same = plain_at(codec, data / image if data.is_dir() else data, r["bpp"])
+            same = plain_at(plain, data / image if data.is_dir() else data, r["bpp"])
             rows.append({"image": image, "refined": r, "plain_same_bpp": same,
                          **{c: others[c][target][image] for c in others}})
             print(json.dumps({"image": image, "target": target, "refined": r["metrics"], "plain": same["metrics"]}),

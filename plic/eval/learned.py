@@ -92,7 +92,7 @@ class RefinedLearnedCodec(LearnedCodec):
             from plic.refine.problem import check_refinable
 
             try:
-                for rung in self.codec.rungs if isinstance(self.codec, CodecLadder) else (self.codec,):
+                for rung in self.codec.rungs:
                     check_refinable(rung.model)
             except PlicError as exc:
                 return str(exc)
@@ -113,10 +113,10 @@ class RefinedLearnedCodec(LearnedCodec):
     def _encode_to_bpp(self, rgb: np.ndarray, target_bpp: float) -> tuple[float, bytes]:
         from plic import bitstream
 
+        img = self._image(rgb)
         try:
-            data = encode_image(self.codec, self._image(rgb), Rate(bpp=float(target_bpp)), self.refinement).result.data
+            data = encode_image(self.codec, img, Rate(bpp=float(target_bpp)), self.refinement).result.data
         except PlicError:  # beyond the range: its nearest end, as the knob bisection returns
-            img = self._image(rgb)
             low, high = (self.codec.encode(img, lmbda=self.codec.resolve_lambda(quality=q)).bpp for q in (1.0, 8.0))
             if low < target_bpp < high:  # within reach of the plain codec: the refinement failed, say so
                 raise

@@ -58,7 +58,7 @@ def time_codec(codec: Codec, img: PlanarImage, quality: float = 4.0, warmup: int
     ent_dec = _median_seconds(entropy_decode, warmup, repeat, lambda: None)
     mp = img.height * img.width / 1e6
     # which weights ran: a ladder's rung is named, so that two timings of one name can be told apart
-    weights = f"{getattr(codec, 'label', None) or codec.name} {codec.model.fingerprint.hex()[:16]}"
+    weights = f"{codec.label or codec.name} {codec.model.fingerprint.hex()[:16]}"
     return {"device": str(codec.device), "exact": codec.exact, "weights": weights, "megapixels": mp, "bytes": len(data),
             "bpp": 8 * len(data) / (img.height * img.width), "encode_s": enc, "decode_s": dec,
             "encode_mp_s": mp / enc, "decode_mp_s": mp / dec, "entropy_encode_s": ent_enc, "entropy_decode_s": ent_dec,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from plic import bitstream, zoo
 from plic.codec import Codec
@@ -15,26 +14,18 @@ from plic.image_io import read_image
 from plic.ladder import CodecLadder
 
 
-def _model(path, seed, **config):
-    """A random model whose latents are large enough that its rate follows lambda."""
-    from plic.models import MeanScaleHyperprior
-
-    torch.manual_seed(seed)
-    m = MeanScaleHyperprior(N=32, M=48, **config)
-    with torch.no_grad():
-        m.g_a[6].weight.mul_(20)
-    zoo.save_weights(m, path)
-    return Codec(zoo.load_weights(path))
-
-
 @pytest.fixture(scope="module")
 def sample_image() -> Path:
     return Path(__file__).resolve().parents[2] / "assets" / "chelsea.png"
 
 
 @pytest.fixture(scope="module")
-def ladder(tmp_path_factory):
+def ladder(tmp_path_factory, save_rate_following_model):
     folder = tmp_path_factory.mktemp("ladder")
+
+    def _model(path, seed, **config):
+        return Codec(zoo.load_weights(save_rate_following_model(path, seed, **config)))
+
     low = _model(folder / "low.safetensors", 1, lambda_min=0.0018, lambda_max=0.0932)
     high = _model(folder / "high.safetensors", 5, levels=3, lambda_min=0.01, lambda_max=0.5)
     return CodecLadder(low, high, switch=0.03)
