@@ -66,6 +66,13 @@ class Refinement:
     metric: str = "mse"  # the distortion optimised
     lmbda: Optional[float] = None  # the objective's lambda (default: the coding lambda)
     seed: int = 0
+    precision: str = "fp32"  # the perceptual loss network's: plic.refine.problem.PRECISIONS
+
+    @property
+    def aims_at_targets(self) -> bool:
+        """Whether the optimisation itself aims at a target rate or quality (a SNIC stage does;
+        SGA+ alone keeps the lambda the target's search picked)."""
+        return self.plan not in ("none", "sga+")
 
 
 @dataclass
@@ -98,7 +105,7 @@ class Encoder:
             if refine.plan not in PLANS:
                 raise PlicError(f"unknown refinement {refine.plan!r} (known: {', '.join(PLANS)})")
             distortion_fn(refine.metric, codec.device)  # missing weights: fail before any work
-            if self._snic_target(refine, rate) and refine.metric != "mse" and rate.psnr is not None:
+            if refine.aims_at_targets and rate.targeted and refine.metric != "mse" and rate.psnr is not None:
                 raise PlicError("--target-psnr is a PSNR (MSE) target; drop --optimize-for")
         elif refine.metric != "mse" or refine.lmbda is not None:
             raise PlicError("--optimize-for and --refine-lambda need --refine (sga+, snic, snic-latent or snic+sga+)")
@@ -108,11 +115,6 @@ class Encoder:
             self.fixed_lambda = codec.resolve_lambda(rate.quality, rate.lmbda)
         elif not codec.model.variable_rate:
             self.fixed_lambda = codec.resolve_lambda()
-
-    @staticmethod
-    def _snic_target(refine: Refinement, rate: Rate) -> bool:
-        """Whether the optimisation itself aims at the target (a SNIC stage does; SGA+ alone keeps the lambda)."""
-        return refine.plan not in ("none", "sga+") and rate.targeted
 
     def encode(self, img: PlanarImage, progress: Optional[Callable] = None) -> Encoded:
         """Code ``img``; ``progress(stage, step, stats)`` is called during a refinement."""
@@ -132,12 +134,12 @@ class Encoder:
         from plic.refine import Objective, Settings, refine_encode
 
         lam = f.header.lmbda
-        aimed = self._snic_target(refine, rate)
+        aimed = refine.aims_at_targets and rate.targeted
         objective = Objective(refine.lmbda or lam, distortion=refine.metric,
                               target_bpp=rate.bpp if aimed else None,
                               target_distortion=mse_from_psnr(rate.psnr) if aimed and rate.psnr is not None else None)
         refined = refine_encode(codec, img, lam, refine.plan, objective,
-                                Settings(steps=refine.steps, seed=refine.seed),
+                                Settings(steps=refine.steps, seed=refine.seed, precision=refine.precision),
                                 rounding=refine.rounding, lr=refine.lr, progress=progress).encoded
         if aimed and rate.bpp is not None and refined.bpp > rate.bpp * 1.05:
             raise OutOfReach(f"{rate.bpp:g} bpp is out of reach of this model for this image "

@@ -329,3 +329,20 @@ def test_perceptual_needs_a_shipped_variant(run, sample_image, tmp_path):
                     "no perceptual variant of 'elic'")
     _one_line_error(run("compress", sample_image, "-o", out, "--perceptual"), "--perceptual picks shipped weights")
     assert not out.exists()
+
+
+def test_a_perceptual_refinement_optimises_lpips_unless_told(run, sample_image, tmp_path):
+    """--perceptual --refine aims at LPIPS by default (an MSE objective undoes the perceptual model);
+    --optimize-for still picks, and a PSNR target stays an MSE objective."""
+    out = tmp_path / "p.plic"
+    r = run("compress", sample_image, "-o", out, "--perceptual", "--refine", "sga+", "--steps", 1, model=False)
+    assert r.exit_code == 0, r.output
+    assert "lpips " in r.output and "dB PSNR" not in r.output.split("before:")[1]
+    r = run("compress", sample_image, "-o", out, "-f", "--perceptual", "--refine", "sga+", "--steps", 1,
+            "--optimize-for", "mse", model=False)
+    assert r.exit_code == 0 and "lpips " not in r.output, r.output
+    r = run("compress", sample_image, "-o", out, "-f", "--perceptual", "--refine", "snic", "--steps", 1,
+            "--target-psnr", 27, model=False)
+    assert "drop --optimize-for" not in r.output
+    r = run("compress", sample_image, "-o", out, "-f", "--perceptual", model=False)  # no refinement: no objective
+    assert r.exit_code == 0, r.output

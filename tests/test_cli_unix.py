@@ -154,11 +154,13 @@ def test_cli_choices_are_the_library_tables():
     from plic.losses.distortion import DISTORTIONS
     from plic.recipes import RECIPES, check_args
     from plic.refine import PLANS
+    from plic.refine.problem import PRECISIONS
     from plic.refine.rounding import METHODS
 
     check_args("rd", {})  # fills the recipe table
     assert compress._REFINE == ["none", *PLANS]
     assert compress._ROUNDING == list(METHODS)
     assert compress._METRICS == list(DISTORTIONS)
+    assert compress._PRECISIONS == list(PRECISIONS)
     recipe = next(p for p in train.command.params if p.name == "recipe")
     assert isinstance(recipe.type, click.Choice) and sorted(recipe.type.choices) == sorted(RECIPES)

@@ -248,6 +248,7 @@ def test_a_refined_codec_meets_a_target_with_one_optimisation(images, tmp_path, 
     assert bitstream.parse(data).header.lmbda == pytest.approx(codec.codec.resolve_lambda(quality=quality), rel=1e-5)
     assert "+ snic-latent (mse, 4 steps" in codec.version() and "lr 0.005" in codec.version()
     assert make_codec("plic:hyperprior+sga+:mse:4").encode_to_bpp is None  # SGA+ keeps the lambda: bisected
+    assert make_codec("plic:+snic-latent:mse:4").name == spec  # no model named: the default, as "plic:" alone
     for target, end in ((0.001, 1.0), (20.0, 8.0)):  # beyond the range: its nearest end, refined
         assert codec.encode_to_bpp(rgb, target)[0] == end
 
@@ -263,6 +264,16 @@ def test_a_refined_codec_meets_a_target_with_one_optimisation(images, tmp_path, 
     points = sorted((out / "points").glob("*/bpp0.4/*.json"))
     assert len(points) == 2 and all(json.loads(p.read_text())["codec"] == spec for p in points)
     assert len(optimisations) == 2  # one per image
+
+
+def test_a_refined_codec_names_its_precision(tiny_model_path):
+    from plic.eval.learned import make_codec
+
+    fp32, bf16 = (make_codec(f"plic:{tiny_model_path}+sga+:lpips:3{tail}") for tail in ("", ":bf16"))
+    assert (fp32.refinement.precision, bf16.refinement.precision) == ("fp32", "bf16")
+    assert "bf16" not in fp32.version() and "bf16" not in fp32.name  # the versions coded before precision existed
+    assert "; bf16 loss network;" in bf16.version() and bf16.name.endswith(":3:bf16")
+    assert make_codec(f"plic:{tiny_model_path}+sga+:lpips:3:fp32").version() == fp32.version()
 
 
 def test_a_refined_ladder_reports_the_quality_of_its_own_range(monkeypatch):
@@ -284,7 +295,8 @@ def test_bad_refinements_give_one_line(images, tiny_model_path, tmp_path):
     assert type(make_codec(f"plic:{tiny_model_path}")).__name__ == "LearnedCodec"  # no "+": no refinement
     for tail, message in [("snic-latent:mse:x", "must be an integer"), ("snic-latent:mse:0", "1 or more"),
                           ("snic-latnet", "unknown refinement"),
-                          ("sga+:mse:3:9", "expected <plan>"), ("snic-latent:butteraugli", "butteraugli")]:
+                          ("sga+:mse:3:fp8", "the precision is one of"), ("sga+:mse:3:bf16:x", "expected <plan>"),
+                          ("snic-latent:butteraugli", "butteraugli")]:
         r = CliRunner().invoke(main, ["eval", "--data", str(images), "--codecs", f"plic:{tiny_model_path}+{tail}",
                                       "--out", str(tmp_path / "o")])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output

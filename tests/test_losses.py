@@ -511,6 +511,62 @@ def test_po_elic_adv_slope_weighs_low_rate_crops_more(po_setup, tmp_path):
     assert flat.recipe.adversarial_item_weights(torch.tensor([0.01, 0.01])) is None
 
 
+def test_dists_distortion_keeps_the_reference_and_matches_the_metric():
+    from plic.losses.distortion import distortion_fn
+    from plic.metrics.dists import dists_network
+
+    torch.manual_seed(0)
+    x, x_hat = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64).requires_grad_(True)
+    net = dists_network("cpu")
+    calls = []
+    real = net.features
+    net.features = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        fn = distortion_fn("dists", keep_reference=True)
+        for passes in (2, 1):  # the same original again: its features kept
+            calls.clear()
+            ours = fn(x_hat, x)
+            assert len(calls) == passes
+            assert torch.allclose(ours, net(x_hat, x), atol=1e-6)
+    finally:
+        del net.features
+
+
+@pytest.mark.parametrize("name", ["lpips", "dists"])
+def test_a_bf16_loss_network_runs_its_trunk_in_bf16_and_stays_close(name):
+    """bf16 halves an encode-time step on CPUs that do bfloat16; the value and its gradient stay near float32's."""
+    from plic.losses.distortion import distortion_fn
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 96, 128)
+    x_hat = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    values, grads = [], []
+    for bf16 in (False, True):
+        seen = []
+        conv = torch.nn.Conv2d.forward
+        def counted(self, inp, _c=conv, _seen=seen):
+            out = _c(self, inp)
+            _seen.append(out.dtype)
+            return out
+
+        torch.nn.Conv2d.forward = counted
+        try:
+            a = x_hat.clone().requires_grad_(True)
+            d = distortion_fn(name, keep_reference=True, bf16=bf16)(a, x)
+        finally:
+            torch.nn.Conv2d.forward = conv
+        (g,) = torch.autograd.grad(d.sum(), a)
+        assert d.dtype == g.dtype == torch.float32
+        if bf16:
+            assert seen.count(torch.bfloat16) >= 10  # the trunk's convolutions; the comparison's stay float32
+        else:
+            assert torch.bfloat16 not in seen
+        values.append(float(d))
+        grads.append(g.flatten())
+    assert values[1] == pytest.approx(values[0], rel=0.03)
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.97
+
+
 def test_lpips_distortion_keeps_the_reference_and_matches_the_package():
     """The encode-time LPIPS keeps the original's features between steps, and is the package's forward."""
     from plic.losses.distortion import distortion_fn
@@ -519,7 +575,8 @@ def test_lpips_distortion_keeps_the_reference_and_matches_the_package():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 48, 64)
     for name, net in (("lpips", "vgg16"), ("lpips-alex", "alexnet")):
-        package = lpips_network(net, "cpu")  # the object distortion_fn uses (lru_cache keys on the arguments)
+        package = lpips_network(net)  # the object distortion_fn uses, however the device is spelt
+        assert package is lpips_network(net, "cpu") is lpips_network(net, device=torch.device("cpu"))
         trunk_calls = []
         trunk = package.net.forward  # the package calls net.forward itself: count there, not with a hook
         package.net.forward = lambda *a, _c=trunk_calls, _t=trunk, **k: _c.append(1) or _t(*a, **k)

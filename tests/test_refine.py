@@ -116,6 +116,8 @@ def test_bad_settings_are_refused(tiny_codec, sample_image):
         optimise(tiny_codec, img, 0.01, Objective(0.01), Settings(steps=-1))
     with pytest.raises(PlicError, match="unknown rounding"):
         optimise(tiny_codec, img, 0.01, Objective(0.01), Settings(rounding="nearest"))
+    with pytest.raises(PlicError, match="unknown precision"):
+        optimise(tiny_codec, img, 0.01, Objective(0.01), Settings(precision="fp16"))
     with pytest.raises(PlicError, match="not both"):
         Objective(0.01, target_bpp=0.1, target_distortion=0.001)
     with pytest.raises(PlicError, match="MS-SSIM needs"):
@@ -132,3 +134,30 @@ def test_snic_with_a_target_lands_on_it_in_real_files(sample_image):
         assert out.encoded.bpp == pytest.approx(target, rel=0.01)
         rec, _ = codec.decode(out.encoded.data)
         assert rec.size == (192, 128)
+
+
+
+def test_a_rate_target_rounds_only_the_rate_hard_each_step(tiny_codec, sample_image, monkeypatch):
+    """The hard-rounded check of a step is its target's own measure: a rate target synthesises
+    no image for it (a synthesis and a loss-network pass saved per step), a quality target does."""
+    from plic.refine.problem import FrozenProblem
+    from plic.refine.sga import LatentSpace
+
+    img = _small(sample_image)
+    synth = []
+    real = tiny_codec.model.synthesize
+    monkeypatch.setattr(tiny_codec.model, "synthesize", lambda *a, **k: synth.append(1) or real(*a, **k))
+    count = {}
+    for steps in (2, 5):
+        for target in ({"target_bpp": 0.3}, {"target_distortion": 1e-3}):
+            synth.clear()
+            optimise(tiny_codec, img, 0.01, Objective(0.01, **target), Settings(steps=steps))
+            count[steps, *target] = len(synth)
+    assert count[5, "target_bpp"] - count[2, "target_bpp"] == 3  # the soft image only
+    assert count[5, "target_distortion"] - count[2, "target_distortion"] == 6  # the soft and the hard image
+    problem = FrozenProblem(tiny_codec, img, 0.01)
+    room = LatentSpace(True)
+    with torch.no_grad():
+        y, z = room.latents(problem, room.start(problem, problem.x0_padded))
+        for fn in (torch.round, lambda v: v + 0.3):
+            assert float(problem.rate(y, z, fn)) == float(problem.rate_and_image(y, z, fn)[0])

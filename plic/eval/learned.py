@@ -1,5 +1,5 @@
 """plic's own models as codecs of the benchmark: ``plic:<name or weights file>``, and the same with an
-encode-time refinement, ``plic:<name or weights file>+<plan>[:<metric>[:<steps>]]``."""
+encode-time refinement, ``plic:<name or weights file>+<plan>[:<metric>[:<steps>[:<precision>]]]``."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class LearnedCodec(ClassicalCodec):
 
 
 class RefinedLearnedCodec(LearnedCodec):
-    """``plic:<model>+<plan>[:<metric>[:<steps>]]``: the model with an encode-time refinement
+    """``plic:<model>+<plan>[:<metric>[:<steps>[:<precision>]]]``: the model with an encode-time refinement
     (``plic compress --refine <plan> --optimize-for <metric> --steps <steps>``).
 
     Where the plan aims at a target (a SNIC stage, on a variable-rate model), a target bpp is met as
@@ -80,11 +80,13 @@ class RefinedLearnedCodec(LearnedCodec):
     per probe. SGA+ keeps the lambda, not the rate, so it is bisected like any other knob.
     """
 
-    def __init__(self, spec: str, plan: str, *, metric: str = "mse", steps: int = 60, device: str = "cpu"):
+    def __init__(self, spec: str, plan: str, *, metric: str = "mse", steps: int = 60, precision: str = "fp32",
+                 device: str = "cpu"):
         super().__init__(spec, device)
-        self.refinement = Refinement(plan, steps, metric=metric)
-        self.name = f"plic:{spec}+{plan}:{metric}:{steps}"
-        self.label = f"plic {spec} + {plan} ({metric}, {steps} steps)"
+        self.refinement = Refinement(plan, steps, metric=metric, precision=precision)
+        bf16 = ":bf16" if precision == "bf16" else ""
+        self.name = f"plic:{spec}+{plan}:{metric}:{steps}{bf16}"
+        self.label = f"plic {spec} + {plan} ({metric}, {steps} steps{', bf16' if bf16 else ''})"
 
     def unavailable(self) -> str | None:
         reason = super().unavailable()
@@ -104,9 +106,7 @@ class RefinedLearnedCodec(LearnedCodec):
     @property
     def encode_to_bpp(self):
         """``(rgb, target) -> (quality, file)`` where the refinement itself meets a target; else None."""
-        from plic.encode import Encoder
-
-        if not (self.codec.model.variable_rate and Encoder._snic_target(self.refinement, Rate(bpp=1.0))):
+        if not (self.codec.model.variable_rate and self.refinement.aims_at_targets):
             return None
         return self._encode_to_bpp
 
@@ -138,24 +138,27 @@ class RefinedLearnedCodec(LearnedCodec):
         r = self.refinement
         stages = ", ".join(f"{s}: {r.rounding or DEFAULT_ROUNDING[s]} rounding, lr {r.lr or DEFAULT_LR[s]:g}"
                            for s in PLANS[r.plan])
-        return f"{super().version()} + {r.plan} ({r.metric}, {r.steps} steps, seed {r.seed}; {stages}; {self.device})"
+        # fp32 is left unnamed: the versions of results coded before the precision existed still hold
+        precision = f"; {r.precision} loss network" if r.precision != "fp32" else ""
+        return (f"{super().version()} + {r.plan} ({r.metric}, {r.steps} steps, seed {r.seed}; {stages}{precision}; "
+                f"{self.device})")
 
 
 def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
-    """The codec ``spec`` names when it ends in ``+<plan>[:<metric>[:<steps>]]``, or None."""
+    """The codec ``spec`` names when it ends in ``+<plan>[:<metric>[:<steps>[:<precision>]]]``, or None."""
     from plic.refine import PLANS
 
     # the first "+" that starts a plan's name: plans hold "+" too (sga+, snic+sga+), and so may a weights path
-    splits = [i for i, c in enumerate(spec) if c == "+" and i > 0 and spec[i + 1:].split(":")[0] in PLANS]
+    splits = [i for i, c in enumerate(spec) if c == "+" and spec[i + 1:].split(":")[0] in PLANS]
     if not splits:
         model = spec.rpartition("+")[0]
         if model and (model in zoo.PRETRAINED or Path(model).is_file()):  # a known model, an unknown plan
             raise PlicError(f"unknown refinement in {spec!r} (known: {', '.join(PLANS)})")
         return None
-    model, tail = spec[:splits[0]], spec[splits[0] + 1:]
+    model, tail = spec[:splits[0]] or "hyperprior", spec[splits[0] + 1:]  # plic:+<plan>: the default model, as plic:
     parts = tail.split(":")
-    if len(parts) > 3:
-        raise PlicError(f"bad refinement {tail!r}: expected <plan>[:<metric>[:<steps>]]")
+    if len(parts) > 4:
+        raise PlicError(f"bad refinement {tail!r}: expected <plan>[:<metric>[:<steps>[:<precision>]]]")
     metric = parts[1] if len(parts) > 1 and parts[1] else "mse"
     try:
         steps = int(parts[2]) if len(parts) > 2 else 60
@@ -163,14 +166,19 @@ def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
         raise PlicError(f"bad refinement {tail!r}: the step count must be an integer") from None
     if steps < 1:
         raise PlicError(f"bad refinement {tail!r}: the step count must be 1 or more")
+    from plic.refine.problem import PRECISIONS
+
+    precision = parts[3] if len(parts) > 3 else "fp32"
+    if precision not in PRECISIONS:
+        raise PlicError(f"bad refinement {tail!r}: the precision is one of {', '.join(PRECISIONS)}")
     from plic.losses.distortion import distortion_fn
 
     distortion_fn(metric, device)  # an unknown metric or missing weights: fail before any work
-    return RefinedLearnedCodec(model, parts[0], metric=metric, steps=steps, device=device)
+    return RefinedLearnedCodec(model, parts[0], metric=metric, steps=steps, precision=precision, device=device)
 
 
 def make_codec(spec: str, device: str = "cpu") -> ClassicalCodec:
-    """``plic:<model>``, ``plic:<model>+<plan>[:<metric>[:<steps>]]`` or a classical codec name."""
+    """``plic:<model>``, ``plic:<model>+<plan>[:<metric>[:<steps>[:<precision>]]]`` or a classical codec name."""
     from plic.eval.codecs import CLASSICAL_CODECS, classical_codec
 
     if spec.startswith("plic:"):

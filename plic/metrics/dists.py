@@ -55,17 +55,19 @@ class DISTS(nn.Module):
         self.register_buffer("alpha", w["alpha"].view(1, -1, 1, 1))
         self.register_buffer("beta", w["beta"].view(1, -1, 1, 1))
 
-    def _features(self, x: torch.Tensor):
+    def features(self, x: torch.Tensor, bf16: bool = False) -> list:
+        """What :meth:`compare` compares, of ``x`` in [0, 1]; ``bf16``: the stages in bfloat16 (autocast)."""
         feats = [x]
-        h = self.normalize(x)
-        for stage in self.stages:
-            h = stage(h)
-            feats.append(h)
-        return feats
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            h = self.normalize(x)
+            for stage in self.stages:
+                h = stage(h)
+                feats.append(h)
+        return [f.float() for f in feats]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-image DISTS of x and y in [0, 1], shape (N,)."""
-        return self.compare(self._features(x), self._features(y))
+        return self.compare(self.features(x), self.features(y))
 
     def compare(self, fx, fy) -> torch.Tensor:
         w_sum = self.alpha.sum() + self.beta.sum()
@@ -83,8 +85,13 @@ class DISTS(nn.Module):
         return 1 - (texture + structure).flatten()
 
 
+def dists_network(device: str | torch.device = "cpu") -> DISTS:
+    """The frozen DISTS module, one per device however it is spelt."""
+    return _dists_network(str(device))
+
+
 @functools.lru_cache(maxsize=None)
-def dists_network(device: str = "cpu") -> DISTS:
+def _dists_network(device: str) -> DISTS:
     return DISTS().eval().requires_grad_(False).to(device)
 
 
@@ -99,5 +106,5 @@ def dists_distance(ref: np.ndarray, dist: np.ndarray, device: str = "cpu") -> fl
     """
     net = dists_network(device)
     with torch.no_grad():
-        fx = _reference.get(ref, device, lambda: net._features(to_tensor(ref).to(device)))
-        return float(net.compare(fx, net._features(to_tensor(dist).to(device)))[0])
+        fx = _reference.get(ref, device, lambda: net.features(to_tensor(ref).to(device)))
+        return float(net.compare(fx, net.features(to_tensor(dist).to(device)))[0])

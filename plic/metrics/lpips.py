@@ -22,9 +22,14 @@ from plic.metrics.pretrained import load_backbone
 _LPIPS_NET = {"alexnet": "alex", "vgg16": "vgg"}
 
 
+def lpips_network(net: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The frozen LPIPS module for ``net`` in {"alexnet", "vgg16"}; inputs in [-1, 1]. One per
+    network and device, however the arguments are spelt (``lru_cache`` alone keys on the spelling)."""
+    return _lpips_network(net, str(device))
+
+
 @functools.lru_cache(maxsize=None)
-def lpips_network(net: str, device: str = "cpu") -> torch.nn.Module:
-    """The frozen LPIPS module for ``net`` in {"alexnet", "vgg16"}; inputs in [-1, 1]."""
+def _lpips_network(net: str, device: str) -> torch.nn.Module:
     try:
         import lpips
     except ImportError as exc:
@@ -42,11 +47,17 @@ def lpips_network(net: str, device: str = "cpu") -> torch.nn.Module:
     return model.eval().requires_grad_(False).to(device)
 
 
-def lpips_features(model: torch.nn.Module, x: torch.Tensor) -> list:
-    """The unit-normalised trunk features LPIPS compares, of ``x`` in [-1, 1]."""
+def lpips_features(model: torch.nn.Module, x: torch.Tensor, bf16: bool = False) -> list:
+    """The unit-normalised trunk features LPIPS compares, of ``x`` in [-1, 1].
+
+    ``bf16``: the trunk's convolutions in bfloat16 (autocast), the normalisation
+    and everything after in float32, where the small differences are taken.
+    """
     import lpips
 
-    return [lpips.normalize_tensor(f) for f in model.net(model.scaling_layer(x))]
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        trunk = model.net(model.scaling_layer(x))
+    return [lpips.normalize_tensor(f.float()) for f in trunk]
 
 
 def lpips_from_features(model: torch.nn.Module, fa: list, fb: list) -> torch.Tensor:

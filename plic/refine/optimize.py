@@ -44,7 +44,8 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
     room = LatentSpace(settings.refine_z) if space == "latent" else ImageSpace()
     t0 = time.perf_counter()
     problem = FrozenProblem(codec, img, lmbda)
-    dist = distortion_fn(objective.distortion, problem.device, keep_reference=True)  # problem.x0 every step
+    dist = distortion_fn(objective.distortion, problem.device, keep_reference=True,  # problem.x0 every step
+                         bf16=settings.precision == "bf16")
     gen = torch.Generator().manual_seed(settings.seed)
     shape_params = {"a": settings.a, "scale": settings.scale, "power": settings.power, "clip": settings.clip}
     soft = rounding_fn(settings.rounding, **shape_params)
@@ -68,14 +69,19 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
                 d = dist(x_hat, problem.x0).mean()
                 if grad and objective.targeted:
                     # A target is met by the file, not by the surrogate: the
-                    # constraint sees the hard-rounded rate and distortion, with
-                    # the surrogate's gradient (noise alone overstates the rate
-                    # of near-zero latents several-fold at low rates).
+                    # constraint sees the hard-rounded value of its own measure,
+                    # with the surrogate's gradient (noise alone overstates the
+                    # rate of near-zero latents several-fold at low rates). The
+                    # other term enters the objective linearly, so its value
+                    # moves no gradient: a rate target needs no hard-rounded
+                    # image (a synthesis and a loss-network pass saved per step).
                     with torch.no_grad():
-                        bpp_hard, x_hard = problem.rate_and_image(y, z, torch.round)
-                        d_hard = dist(x_hard, problem.x0).mean()
+                        if objective.target_bpp is not None:
+                            bpp_hard = problem.rate(y, z, torch.round)
+                        else:
+                            bpp_hard, x_hard = problem.rate_and_image(y, z, torch.round)
+                            d = d + (dist(x_hard, problem.x0).mean() - d).detach()
                     bpp = bpp + (bpp_hard - bpp).detach()
-                    d = d + (d_hard - d).detach()
                 loss = objective(d, bpp)
             return loss, bpp, d
 
@@ -87,7 +93,9 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
             trace.append({"step": step, "true_loss": float(loss), "bpp": float(bpp), "distortion": float(d)})
 
         tau_rate = settings.tau_rate if settings.tau_rate is not None else 2.0 / max(settings.steps, 1)
-        record(0)
+        # step 0 is the starting point measured above: no second synthesis and loss-network pass
+        trace.append({"step": 0, "true_loss": float(objective(d0.mean(), bpp0)), "bpp": float(bpp0),
+                      "distortion": float(d0.mean())})
         t_steps = time.perf_counter()
         for step in range(1, settings.steps + 1):
             tau = temperature(step, tau_rate, settings.tau_max)
