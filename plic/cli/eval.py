@@ -23,9 +23,9 @@ def _floats(text: str):
 @click.command("eval")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="image folder (or one image)")
 @click.option("--codecs", default=DEFAULT_CODECS, show_default=True,
-              help="comma-separated: plic:<model or weights file>, plic:<model>+<refinement>[:<metric>[:<steps>]] "
+              help="comma-separated: plic:<model or weights file>, plic:<model>+<refinement>[:<metric>[:<steps>[:<precision>]]] "
                    "(encode-time refinement: plan sga+, snic, snic-latent or snic+sga+; metric mse, ms-ssim, lpips (VGG), "
-                   "lpips-alex or dists; e.g. plic:hyperprior-perceptual+snic-latent:lpips:60), "
+                   "lpips-alex or dists; precision fp32 or bf16; e.g. plic:hyperprior-perceptual+snic-latent:lpips:60:bf16), "
                    "compressai:<zoo architecture> (from the hub cache), jpeg, jpeg444, webp, avif, jxl, jpeg2000, hevc")
 @click.option("--metrics", default=DEFAULT_METRICS, show_default=True,
               help="comma-separated: psnr, psnr-y, ssim, ms-ssim, lpips-alex, lpips-vgg, dists, vmaf, fd-vgg16, fid, kid")
