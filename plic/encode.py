@@ -69,8 +69,8 @@ class Refinement:
     precision: str = "fp32"  # the perceptual loss network's: plic.refine.problem.PRECISIONS
 
     @property
-    def aims_at_targets(self) -> bool:
-        """Whether the optimisation itself aims at a target rate or quality (a SNIC stage does;
+    def meets_targets_itself(self) -> bool:
+        """Whether the optimisation, given a target rate or quality, aims at it (a SNIC stage does;
         SGA+ alone keeps the lambda the target's search picked)."""
         return self.plan not in ("none", "sga+")
 
@@ -98,14 +98,15 @@ class Encoder:
         if refine.plan != "none":
             from plic.losses.distortion import distortion_fn
             from plic.refine import PLANS
-            from plic.refine.problem import check_refinable
+            from plic.refine.problem import check_precision, check_refinable
 
             for rung in codec.rungs:  # a ladder: each rung may be the one refined
                 check_refinable(rung.model)
             if refine.plan not in PLANS:
                 raise PlicError(f"unknown refinement {refine.plan!r} (known: {', '.join(PLANS)})")
             distortion_fn(refine.metric, codec.device)  # missing weights: fail before any work
-            if refine.aims_at_targets and rate.targeted and refine.metric != "mse" and rate.psnr is not None:
+            check_precision(refine.precision, refine.metric)
+            if refine.meets_targets_itself and refine.metric != "mse" and rate.psnr is not None:
                 raise PlicError("--target-psnr is a PSNR (MSE) target; drop --optimize-for")
         elif refine.metric != "mse" or refine.lmbda is not None:
             raise PlicError("--optimize-for and --refine-lambda need --refine (sga+, snic, snic-latent or snic+sga+)")
@@ -134,7 +135,7 @@ class Encoder:
         from plic.refine import Objective, Settings, refine_encode
 
         lam = f.header.lmbda
-        aimed = refine.aims_at_targets and rate.targeted
+        aimed = refine.meets_targets_itself and rate.targeted
         objective = Objective(refine.lmbda or lam, distortion=refine.metric,
                               target_bpp=rate.bpp if aimed else None,
                               target_distortion=mse_from_psnr(rate.psnr) if aimed and rate.psnr is not None else None)

@@ -295,7 +295,8 @@ def test_bad_refinements_give_one_line(images, tiny_model_path, tmp_path):
     assert type(make_codec(f"plic:{tiny_model_path}")).__name__ == "LearnedCodec"  # no "+": no refinement
     for tail, message in [("snic-latent:mse:x", "must be an integer"), ("snic-latent:mse:0", "1 or more"),
                           ("snic-latnet", "unknown refinement"),
-                          ("sga+:mse:3:fp8", "the precision is one of"), ("sga+:mse:3:bf16:x", "expected <plan>"),
+                          ("sga+:lpips:3:fp8", "unknown precision"), ("sga+:mse:3:bf16", "mse has none"),
+                          ("sga+:mse:3:bf16:x", "expected <plan>"),
                           ("snic-latent:butteraugli", "butteraugli")]:
         r = CliRunner().invoke(main, ["eval", "--data", str(images), "--codecs", f"plic:{tiny_model_path}+{tail}",
                                       "--out", str(tmp_path / "o")])

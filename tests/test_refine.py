@@ -136,7 +136,6 @@ def test_snic_with_a_target_lands_on_it_in_real_files(sample_image):
         assert rec.size == (192, 128)
 
 
-
 def test_a_rate_target_rounds_only_the_rate_hard_each_step(tiny_codec, sample_image, monkeypatch):
     """The hard-rounded check of a step is its target's own measure: a rate target synthesises
     no image for it (a synthesis and a loss-network pass saved per step), a quality target does."""
@@ -161,3 +160,14 @@ def test_a_rate_target_rounds_only_the_rate_hard_each_step(tiny_codec, sample_im
         y, z = room.latents(problem, room.start(problem, problem.x0_padded))
         for fn in (torch.round, lambda v: v + 0.3):
             assert float(problem.rate(y, z, fn)) == float(problem.rate_and_image(y, z, fn)[0])
+
+
+def test_the_trace_starts_at_the_true_loss_of_the_start(tiny_codec, sample_image):
+    """Step 0 of the trace is the starting point's hard-rounded loss, measured once, as a later record measures."""
+    img = _small(sample_image)
+    for objective in (Objective(0.01), Objective(0.01, target_bpp=0.3)):
+        zero = optimise(tiny_codec, img, 0.01, objective, Settings(steps=0)).trace
+        lr0 = optimise(tiny_codec, img, 0.01, objective, Settings(steps=1, lr=1e-30)).trace  # a step that moves nothing
+        assert [t["step"] for t in zero] == [0] and [t["step"] for t in lr0] == [0, 1]
+        for key in ("true_loss", "bpp", "distortion"):
+            assert zero[0][key] == pytest.approx(lr0[1][key], rel=1e-6)

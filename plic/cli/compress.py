@@ -35,14 +35,15 @@ _PRECISIONS = ["fp32", "bf16"]
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam step [default: 5e-3 latents, 3e-3 images]")
 @click.option("--optimize-for", "metric", type=click.Choice(_METRICS),
               help="distortion the optimisation minimises, measured against the original [default: mse; "
-                   "lpips with --perceptual, whose model an MSE objective would pull back towards blur]")
+                   "lpips with --perceptual, whose model an MSE objective would pull back towards blur, "
+                   "except for a --target-psnr]")
 @click.option("--refine-lambda", type=click.FloatRange(min=0, min_open=True),
               help="lambda of the optimisation objective [default: the coding lambda]; another value "
                    "moves along the R-D curve (SGA+'s semi-multi-rate)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the stochastic rounding")
 @click.option("--precision", type=click.Choice(_PRECISIONS), default="fp32", show_default=True,
-              help="arithmetic of the perceptual loss network (lpips, dists): bf16 is about twice as fast "
-                   "on CPUs with AVX512-BF16 or AMX, slower on others")
+              help="arithmetic of the perceptual loss network (lpips, lpips-alex, dists): bf16 halves its "
+                   "forward and backward on CPUs with AVX512-BF16 or AMX, is slower on others")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="decode each file after writing it and report PSNR")
 @batch_options

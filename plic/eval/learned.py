@@ -34,7 +34,7 @@ class LearnedCodec(ClassicalCodec):
     integer = False
     more_bits_when_higher = True
 
-    def __init__(self, spec: str = "hyperprior", device: str = "cpu"):
+    def __init__(self, spec: str = zoo.DEFAULT_MODEL, device: str = "cpu"):
         self.spec, self.device = spec, device
         self.name = f"plic:{spec}"
         self.label = f"plic {spec}"
@@ -72,7 +72,7 @@ class LearnedCodec(ClassicalCodec):
 
 class RefinedLearnedCodec(LearnedCodec):
     """``plic:<model>+<plan>[:<metric>[:<steps>[:<precision>]]]``: the model with an encode-time refinement
-    (``plic compress --refine <plan> --optimize-for <metric> --steps <steps>``).
+    (``plic compress --refine <plan> --optimize-for <metric> --steps <steps> --precision <precision>``).
 
     Where the plan aims at a target (a SNIC stage, on a variable-rate model), a target bpp is met as
     ``plic compress --bpp`` meets it: one lambda search on the plain model, then one optimisation
@@ -106,7 +106,7 @@ class RefinedLearnedCodec(LearnedCodec):
     @property
     def encode_to_bpp(self):
         """``(rgb, target) -> (quality, file)`` where the refinement itself meets a target; else None."""
-        if not (self.codec.model.variable_rate and self.refinement.aims_at_targets):
+        if not (self.codec.model.variable_rate and self.refinement.meets_targets_itself):
             return None
         return self._encode_to_bpp
 
@@ -155,7 +155,7 @@ def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
         if model and (model in zoo.PRETRAINED or Path(model).is_file()):  # a known model, an unknown plan
             raise PlicError(f"unknown refinement in {spec!r} (known: {', '.join(PLANS)})")
         return None
-    model, tail = spec[:splits[0]] or "hyperprior", spec[splits[0] + 1:]  # plic:+<plan>: the default model, as plic:
+    model, tail = spec[:splits[0]] or zoo.DEFAULT_MODEL, spec[splits[0] + 1:]  # plic:+<plan>: as plic: alone
     parts = tail.split(":")
     if len(parts) > 4:
         raise PlicError(f"bad refinement {tail!r}: expected <plan>[:<metric>[:<steps>[:<precision>]]]")
@@ -166,14 +166,15 @@ def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
         raise PlicError(f"bad refinement {tail!r}: the step count must be an integer") from None
     if steps < 1:
         raise PlicError(f"bad refinement {tail!r}: the step count must be 1 or more")
-    from plic.refine.problem import PRECISIONS
-
-    precision = parts[3] if len(parts) > 3 else "fp32"
-    if precision not in PRECISIONS:
-        raise PlicError(f"bad refinement {tail!r}: the precision is one of {', '.join(PRECISIONS)}")
     from plic.losses.distortion import distortion_fn
+    from plic.refine.problem import check_precision
 
     distortion_fn(metric, device)  # an unknown metric or missing weights: fail before any work
+    precision = parts[3] if len(parts) > 3 else "fp32"
+    try:
+        check_precision(precision, metric)
+    except PlicError as exc:
+        raise PlicError(f"bad refinement {tail!r}: {exc}") from None
     return RefinedLearnedCodec(model, parts[0], metric=metric, steps=steps, precision=precision, device=device)
 
 
@@ -182,13 +183,13 @@ def make_codec(spec: str, device: str = "cpu") -> ClassicalCodec:
     from plic.eval.codecs import CLASSICAL_CODECS, classical_codec
 
     if spec.startswith("plic:"):
-        return refined_codec(spec[5:], device) or LearnedCodec(spec[5:] or "hyperprior", device)
+        return refined_codec(spec[5:], device) or LearnedCodec(spec[5:] or zoo.DEFAULT_MODEL, device)
     if spec.startswith("compressai:"):
         from plic.eval.compressai_codec import CompressAICodec
 
         return CompressAICodec(spec[len("compressai:"):])
     if spec == "plic":
-        return LearnedCodec("hyperprior", device)
+        return LearnedCodec(zoo.DEFAULT_MODEL, device)
     try:
         return classical_codec(spec)
     except PlicError:

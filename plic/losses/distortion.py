@@ -11,6 +11,8 @@ from plic.errors import PlicError
 
 #: name -> how it is reported; every one is "lower is better" as a loss
 DISTORTIONS = ("mse", "ms-ssim", "lpips", "lpips-alex", "dists")
+#: those measured by a network, whose trunk ``bf16`` runs in bfloat16
+NETWORK_DISTORTIONS = ("lpips", "lpips-alex", "dists")
 
 #: MS-SSIM with 5 scales and an 11-pixel window needs images larger than this
 MS_SSIM_MIN_SIDE = 161

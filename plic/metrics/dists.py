@@ -56,13 +56,16 @@ class DISTS(nn.Module):
         self.register_buffer("beta", w["beta"].view(1, -1, 1, 1))
 
     def features(self, x: torch.Tensor, bf16: bool = False) -> list:
-        """What :meth:`compare` compares, of ``x`` in [0, 1]; ``bf16``: the stages in bfloat16 (autocast)."""
+        """What :meth:`compare` compares, of ``x`` in [0, 1]; ``bf16``: the stages in bfloat16
+        (autocast), otherwise as the caller's autocast, if any, says. Returned in float32."""
+        if bf16:
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return self.features(x)
         feats = [x]
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            h = self.normalize(x)
-            for stage in self.stages:
-                h = stage(h)
-                feats.append(h)
+        h = self.normalize(x)
+        for stage in self.stages:
+            h = stage(h)
+            feats.append(h)
         return [f.float() for f in feats]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -86,7 +89,7 @@ class DISTS(nn.Module):
 
 
 def dists_network(device: str | torch.device = "cpu") -> DISTS:
-    """The frozen DISTS module, one per device however it is spelt."""
+    """The frozen DISTS module, one per device string (``torch.device`` or str)."""
     return _dists_network(str(device))
 
 

@@ -23,8 +23,8 @@ _LPIPS_NET = {"alexnet": "alex", "vgg16": "vgg"}
 
 
 def lpips_network(net: str, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The frozen LPIPS module for ``net`` in {"alexnet", "vgg16"}; inputs in [-1, 1]. One per
-    network and device, however the arguments are spelt (``lru_cache`` alone keys on the spelling)."""
+    """The frozen LPIPS module for ``net`` in {"alexnet", "vgg16"}; inputs in [-1, 1]. One per network
+    and device string, positional or keyword, ``torch.device`` or str (``lru_cache`` alone keys on the call)."""
     return _lpips_network(net, str(device))
 
 
@@ -52,10 +52,14 @@ def lpips_features(model: torch.nn.Module, x: torch.Tensor, bf16: bool = False) 
 
     ``bf16``: the trunk's convolutions in bfloat16 (autocast), the normalisation
     and everything after in float32, where the small differences are taken.
+    Otherwise the trunk runs as the caller's autocast, if any, says.
     """
     import lpips
 
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+    if bf16:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            trunk = model.net(model.scaling_layer(x))
+    else:
         trunk = model.net(model.scaling_layer(x))
     return [lpips.normalize_tensor(f.float()) for f in trunk]
 

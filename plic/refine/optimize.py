@@ -73,29 +73,31 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
                     # with the surrogate's gradient (noise alone overstates the
                     # rate of near-zero latents several-fold at low rates). The
                     # other term enters the objective linearly, so its value
-                    # moves no gradient: a rate target needs no hard-rounded
-                    # image (a synthesis and a loss-network pass saved per step).
+                    # moves no gradient and stays the surrogate's: a rate target
+                    # needs no hard-rounded image (a synthesis and a loss-network
+                    # pass saved per step). The loss returned (progress, the
+                    # divergence check) is therefore not the true loss: record's is.
                     with torch.no_grad():
                         if objective.target_bpp is not None:
-                            bpp_hard = problem.rate(y, z, torch.round)
+                            hard = problem.rate(y, z, torch.round)
+                            bpp = bpp + (hard - bpp).detach()
                         else:
-                            bpp_hard, x_hard = problem.rate_and_image(y, z, torch.round)
-                            d = d + (dist(x_hard, problem.x0).mean() - d).detach()
-                    bpp = bpp + (bpp_hard - bpp).detach()
+                            hard = dist(problem.rate_and_image(y, z, torch.round)[1], problem.x0).mean()
+                            d = d + (hard - d).detach()
                 loss = objective(d, bpp)
             return loss, bpp, d
 
         trace: List[Dict[str, float]] = []
 
-        def record(step: int) -> None:
+        def record(step: int, measured=None) -> None:
+            """The true (hard-rounded) loss at ``step``; ``measured``: its ``(bpp, d)``, already at hand."""
             with torch.no_grad():
-                loss, bpp, d = evaluate(torch.round, grad=False)
+                bpp, d = measured or evaluate(torch.round, grad=False)[1:]
+                loss = objective(d, bpp)
             trace.append({"step": step, "true_loss": float(loss), "bpp": float(bpp), "distortion": float(d)})
 
         tau_rate = settings.tau_rate if settings.tau_rate is not None else 2.0 / max(settings.steps, 1)
-        # step 0 is the starting point measured above: no second synthesis and loss-network pass
-        trace.append({"step": 0, "true_loss": float(objective(d0.mean(), bpp0)), "bpp": float(bpp0),
-                      "distortion": float(d0.mean())})
+        record(0, (bpp0, d0.mean()))  # the starting point, measured above: no second synthesis and loss-network pass
         t_steps = time.perf_counter()
         for step in range(1, settings.steps + 1):
             tau = temperature(step, tau_rate, settings.tau_max)

@@ -41,8 +41,8 @@ class Settings:
     refine_z: bool = True
     seed: int = 0
     trace_every: int = 0  # record the true (hard-rounded) loss every k steps; 0: only at the ends
-    #: the perceptual loss network's arithmetic: "bf16" halves a step on CPUs that do bfloat16
-    #: natively (AVX512-BF16, AMX); the synthesis and the rate stay in float32
+    #: the perceptual loss network's arithmetic: "bf16" halves its forward and backward on CPUs that
+    #: do bfloat16 natively (AVX512-BF16, AMX; measured on CPU only); the model stays in float32
     precision: str = "fp32"
 
     def check(self) -> None:
@@ -52,11 +52,21 @@ class Settings:
             raise PlicError(f"the learning rate must be positive, not {self.lr}")
         if self.rounding not in METHODS:
             raise PlicError(f"unknown rounding {self.rounding!r} (known: {', '.join(METHODS)})")
-        if self.precision not in PRECISIONS:
-            raise PlicError(f"unknown precision {self.precision!r} (known: {', '.join(PRECISIONS)})")
+        check_precision(self.precision)
         if not (self.tau_max > 0 and (self.tau_rate or 0) >= 0 and self.scale > 0
                 and (self.power or 1) > 0 and self.a > 0):
             raise PlicError("rounding parameters must be positive")
+
+
+def check_precision(precision: str, distortion: Optional[str] = None) -> None:
+    """Refuse an unknown precision, and bf16 for a distortion no network measures (nothing to run in it)."""
+    from plic.losses.distortion import NETWORK_DISTORTIONS
+
+    if precision not in PRECISIONS:
+        raise PlicError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    if precision != "fp32" and distortion is not None and distortion not in NETWORK_DISTORTIONS:
+        raise PlicError(f"precision {precision} is the arithmetic of a perceptual loss network "
+                        f"({', '.join(NETWORK_DISTORTIONS)}); {distortion} has none")
 
 
 @dataclass
