@@ -69,7 +69,7 @@ class Refinement:
     precision: str = "fp32"  # the perceptual loss network's: plic.refine.problem.PRECISIONS
 
     @property
-    def meets_targets_itself(self) -> bool:
+    def aims_at_targets(self) -> bool:
         """Whether the optimisation, given a target rate or quality, aims at it (a SNIC stage does;
         SGA+ alone keeps the lambda the target's search picked)."""
         return self.plan not in ("none", "sga+")
@@ -106,10 +106,11 @@ class Encoder:
                 raise PlicError(f"unknown refinement {refine.plan!r} (known: {', '.join(PLANS)})")
             distortion_fn(refine.metric, codec.device)  # missing weights: fail before any work
             check_precision(refine.precision, refine.metric)
-            if refine.meets_targets_itself and refine.metric != "mse" and rate.psnr is not None:
+            if refine.aims_at_targets and refine.metric != "mse" and rate.psnr is not None:
                 raise PlicError("--target-psnr is a PSNR (MSE) target; drop --optimize-for")
-        elif refine.metric != "mse" or refine.lmbda is not None:
-            raise PlicError("--optimize-for and --refine-lambda need --refine (sga+, snic, snic-latent or snic+sga+)")
+        elif refine.metric != "mse" or refine.lmbda is not None or refine.precision != "fp32":
+            raise PlicError("--optimize-for, --refine-lambda and --precision need --refine "
+                            "(sga+, snic, snic-latent or snic+sga+)")
         self.codec, self.rate, self.refine = codec, rate, refine
         self.fixed_lambda = None
         if not rate.targeted:
@@ -135,7 +136,7 @@ class Encoder:
         from plic.refine import Objective, Settings, refine_encode
 
         lam = f.header.lmbda
-        aimed = refine.meets_targets_itself and rate.targeted
+        aimed = refine.aims_at_targets and rate.targeted
         objective = Objective(refine.lmbda or lam, distortion=refine.metric,
                               target_bpp=rate.bpp if aimed else None,
                               target_distortion=mse_from_psnr(rate.psnr) if aimed and rate.psnr is not None else None)

@@ -344,6 +344,7 @@ def test_a_perceptual_refinement_optimises_lpips_unless_told(run, sample_image, 
     r = run("compress", sample_image, "-o", out, "-f", "--perceptual", "--refine", "snic", "--steps", 1,
             "--target-psnr", 27, model=False)
     assert r.exit_code == 0 and "drop --optimize-for" not in r.output, r.output
+    assert "dB PSNR" in r.output.split("before:")[1]  # a PSNR target: the MSE objective
     _one_line_error(run("compress", sample_image, "-o", out, "-f", "--perceptual", "--refine", "sga+",
                         "--optimize-for", "mse", "--precision", "bf16", model=False), "mse has none")
     r = run("compress", sample_image, "-o", out, "-f", "--perceptual", model=False)  # no refinement: no objective

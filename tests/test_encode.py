@@ -55,6 +55,10 @@ def test_refinement_starts_from_the_plain_encoding(codec, image):
 def test_refinement_settings_need_a_refinement(tiny_codec):
     with pytest.raises(PlicError, match="need --refine"):
         Encoder(tiny_codec, Rate(), Refinement(metric="ms-ssim"))
+    with pytest.raises(PlicError, match="need --refine"):
+        Encoder(tiny_codec, Rate(), Refinement(precision="bf16"))
+    with pytest.raises(PlicError, match="mse has none"):  # before any work, not after a lambda search
+        Encoder(tiny_codec, Rate(bpp=0.3), Refinement("snic-latent", precision="bf16"))
     with pytest.raises(PlicError, match="unknown refinement"):
         Encoder(tiny_codec, Rate(), Refinement("sgd"))
 
@@ -71,3 +75,15 @@ def test_a_fixed_rate_model_meets_a_target_through_snic(tiny_model_path, tmp_pat
     assert Encoder(fixed, Rate()).refine.plan == "none"
     variable = Codec(zoo.load_weights(tiny_model_path))
     assert Encoder(variable, Rate(bpp=0.3)).refine.plan == "none"  # found by its lambda instead
+
+
+def test_the_encoder_hands_its_precision_to_the_optimisation(tiny_codec, sample_image, monkeypatch):
+    import plic.refine
+
+    seen = []
+    real = plic.refine.optimise
+    monkeypatch.setattr(plic.refine, "optimise", lambda *a, **k: seen.append(a[4].precision) or real(*a, **k))
+    image = read_image(sample_image)
+    for precision in ("bf16", "fp32"):
+        encode_image(tiny_codec, image, Rate(quality=3), Refinement("sga+", 1, metric="lpips-alex", precision=precision))
+    assert seen == ["bf16", "fp32"]

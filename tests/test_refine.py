@@ -184,3 +184,13 @@ def test_a_target_pulls_its_own_measure(sample_image):
     # MSE is the model's own loss: little to gain, but a gain (0.989 measured; without the graph, up)
     quality = optimise(codec, img, lam, Objective(lam, target_distortion=0.5 * start["distortion"]), Settings(steps=12)).trace
     assert quality[-1]["distortion"] < 0.995 * start["distortion"]
+
+
+def test_a_rate_target_steps_on_the_hard_rounded_rate(sample_image):
+    """The rate a step's objective sees is the hard-rounded one (the surrogate's only in its gradient)."""
+    codec = Codec(zoo.load_model("hyperprior"))  # a random model's tiny latents round alike either way
+    img = _small(sample_image)
+    stats = []
+    res = optimise(codec, img, 0.0067, Objective(0.0067, target_bpp=0.2), Settings(steps=1, lr=1e-30),
+                   progress=lambda step, st: stats.append(st))
+    assert stats[0]["bpp"] == pytest.approx(res.trace[0]["bpp"], rel=1e-6)  # the start's, as step 1 begins there

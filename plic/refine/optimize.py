@@ -22,7 +22,7 @@ from plic.errors import PlicError
 from plic.image_io import PlanarImage
 from plic.losses.distortion import distortion_fn
 from plic.models.frozen import frozen
-from plic.refine.problem import FrozenProblem, Objective, Result, Settings
+from plic.refine.problem import FrozenProblem, Objective, Result, Settings, check_precision
 from plic.refine.rounding import rounding_fn, temperature
 from plic.refine.sga import LatentSpace
 from plic.refine.snic import ImageSpace
@@ -39,6 +39,7 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
     (SNIC then SGA+). ``progress(step, stats)`` is called after every step.
     """
     settings.check()
+    check_precision(settings.precision, objective.distortion)
     if space not in SPACES:
         raise ValueError(space)
     room = LatentSpace(settings.refine_z) if space == "latent" else ImageSpace()
