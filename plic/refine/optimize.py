@@ -78,14 +78,14 @@ def optimise(codec, img: PlanarImage, lmbda: float, objective: Objective, settin
                     # needs no hard-rounded image (a synthesis and a loss-network
                     # pass saved per step). The loss returned (progress, the
                     # divergence check) is therefore not the true loss: record's is.
-                    with torch.no_grad():  # the hard values only: the sums below keep the surrogate's graph
-                        if objective.target_bpp is not None:
-                            hard = problem.rate(y, z, torch.round)
-                        else:
-                            hard = dist(problem.rate_and_image(y, z, torch.round)[1], problem.x0).mean()
+                    # (the hard value under no_grad only: the sum keeps the surrogate's graph)
                     if objective.target_bpp is not None:
+                        with torch.no_grad():
+                            hard = problem.rate(y, z, torch.round)
                         bpp = bpp + (hard - bpp).detach()
                     else:
+                        with torch.no_grad():
+                            hard = dist(problem.rate_and_image(y, z, torch.round)[1], problem.x0).mean()
                         d = d + (hard - d).detach()
                 loss = objective(d, bpp)
             return loss, bpp, d
