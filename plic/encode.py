@@ -30,7 +30,11 @@ from plic.units import mse_from_psnr, psnr_from_mse
 
 
 class OutOfReach(PlicError):
-    """A refined encoding that still misses its target bpp (by more than 5 %)."""
+    """A target no file of the model reaches, or a refined encoding that misses its target
+    (a bpp by more than 5 % over, a PSNR by more than 0.1 dB under)."""
+
+
+PSNR_SLACK = 0.1  # dB a refined file may fall short of --target-psnr: twice the lambda search's own tolerance
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,10 @@ class Encoder:
         self.choices = _imported_qualities(codec) if rate.targeted and not codec.model.variable_rate else []
         if refine.plan == "none" and not codec.model.variable_rate and rate.targeted and not self.choices:
             refine = Refinement(**{**refine.__dict__, "plan": "snic"})  # the only way a fixed-rate model meets a target
+        if not refine.aims_at_targets and refine.plan != "none" and rate.targeted and not codec.model.variable_rate \
+                and not self.choices:  # sga+ keeps the coding lambda, and a fixed-rate model has only one
+            raise PlicError(f"this fixed-rate model meets --bpp or --target-psnr only through a SNIC stage; "
+                            f"{refine.plan} keeps its lambda (try --refine snic+sga+)")
         if refine.plan != "none":
             from plic.losses.distortion import distortion_fn
             from plic.refine import PLANS
@@ -146,7 +154,19 @@ class Encoder:
         if aimed and rate.bpp is not None and refined.bpp > rate.bpp * 1.05:
             raise OutOfReach(f"{rate.bpp:g} bpp is out of reach of this model for this image "
                             f"(nearest reachable: {refined.bpp:.4f} bpp); nothing written")
+        if aimed and rate.psnr is not None:
+            reached = _decoded_psnr(codec, refined.data, img)
+            if reached < rate.psnr - PSNR_SLACK:
+                raise OutOfReach(f"the {refine.plan} refinement reached {reached:.2f} dB, short of "
+                                 f"--target-psnr {rate.psnr:g}; nothing written (the plain encoding meets it)")
         return Encoded(refined, before=enc, codec=codec)
+
+
+def _decoded_psnr(codec, data: bytes, img: PlanarImage) -> float:
+    from plic.codec import psnr
+    from plic.image_io import quantize_rgb
+
+    return psnr(quantize_rgb(codec.decode_file(bitstream.parse(data))).cpu(), img.rgb)
 
 
 def _imported_qualities(codec) -> list:
@@ -171,9 +191,6 @@ def _choose(codecs: list, img: PlanarImage, rate: Rate):
     grow with lambda, so a bisection finds the first quality at or above the target: about log2(n) + 2
     encodes (and, for PSNR, decodes) instead of n -- it matters most for the serial context-model decoders.
     """
-    from plic.codec import psnr
-    from plic.image_io import quantize_rgb
-
     files, scores = {}, {}
 
     def file(i: int):
@@ -183,7 +200,7 @@ def _choose(codecs: list, img: PlanarImage, rate: Rate):
 
     def decoded_psnr(i: int) -> float:
         if i not in scores:
-            scores[i] = psnr(quantize_rgb(codecs[i].decode_file(bitstream.parse(file(i).data))).cpu(), img.rgb)
+            scores[i] = _decoded_psnr(codecs[i], file(i).data, img)
         return scores[i]
 
     measure, target = ((lambda i: file(i).bpp), rate.bpp) if rate.bpp is not None else (decoded_psnr, rate.psnr - 0.05)

@@ -87,3 +87,29 @@ def test_the_encoder_hands_its_precision_to_the_optimisation(tiny_codec, sample_
     for precision in ("bf16", "fp32"):
         encode_image(tiny_codec, image, Rate(quality=3), Refinement("sga+", 1, metric="lpips-alex", precision=precision))
     assert seen == ["bf16", "fp32"]
+
+
+def test_sga_alone_cannot_move_a_fixed_rate_model_to_a_target(tmp_path):
+    """SGA+ keeps the coding lambda: on a fixed-rate model a target would be ignored, so it is refused."""
+    from plic import zoo
+    from plic.models import MeanScaleHyperprior
+
+    torch.manual_seed(0)
+    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.01, lambda_max=0.01), tmp_path / "fixed.safetensors")
+    fixed = Codec(zoo.load_weights(tmp_path / "fixed.safetensors"))
+    with pytest.raises(PlicError, match="only through a SNIC stage"):
+        Encoder(fixed, Rate(bpp=0.3), Refinement("sga+"))
+    assert Encoder(fixed, Rate(bpp=0.3), Refinement("snic+sga+")).refine.plan == "snic+sga+"
+    assert Encoder(fixed, Rate(), Refinement("sga+")).refine.plan == "sga+"  # no target: nothing ignored
+
+
+def test_a_refinement_that_falls_short_of_a_psnr_target_writes_nothing(codec, image):
+    """A latent refinement aiming at a PSNR is checked on the decoded file, as a bpp target is on its size:
+    a step far too long (lr 50) wrecks the latents, and the miss is an error, not a file."""
+    from plic.encode import OutOfReach
+
+    encode_image(codec, image, Rate(psnr=30.0))  # the plain encoding reaches 30 dB on this crop (or raises)
+    with pytest.raises(OutOfReach, match="short of --target-psnr 30"):
+        encode_image(codec, image, Rate(psnr=30.0), Refinement("snic-latent", steps=2, lr=50.0))
+    kept = encode_image(codec, image, Rate(psnr=30.0), Refinement("snic-latent", steps=2))
+    assert kept.result.bpp > 0

@@ -276,6 +276,19 @@ def test_a_refined_codec_names_its_precision(tiny_model_path):
     assert make_codec(f"plic:{tiny_model_path}+sga+:lpips:3:fp32").version() == fp32.version()
 
 
+def test_a_weights_path_may_hold_a_plan_name(tiny_model_path, tmp_path):
+    """"+snic:" inside a folder name is part of the path when the model it would cut off does not exist."""
+    import shutil
+
+    from plic.eval.learned import make_codec
+
+    odd = tmp_path / "a+snic:b" / "m.safetensors"
+    odd.parent.mkdir()
+    shutil.copy(tiny_model_path, odd)
+    codec = make_codec(f"plic:{odd}+sga+:mse:3")
+    assert (codec.refinement.plan, codec.refinement.steps, codec.spec) == ("sga+", 3, str(odd))
+
+
 def test_a_refined_ladder_reports_the_quality_of_its_own_range(monkeypatch):
     from plic.eval.learned import RefinedLearnedCodec
 

@@ -155,7 +155,10 @@ def refined_codec(spec: str, device: str = "cpu") -> RefinedLearnedCodec | None:
         if model and (model in zoo.PRETRAINED or Path(model).is_file()):  # a known model, an unknown plan
             raise PlicError(f"unknown refinement in {spec!r} (known: {', '.join(PLANS)})")
         return None
-    model, tail = spec[:splits[0]] or zoo.DEFAULT_MODEL, spec[splits[0] + 1:]  # plic:+<plan>: as plic: alone
+    # a "+<plan>" inside a weights path ("runs/a+snic:x/m.safetensors+sga+"): the split after a model that exists
+    known = [i for i in splits if not spec[:i] or spec[:i] in zoo.PRETRAINED or Path(spec[:i]).is_file()]
+    cut = (known or splits)[0]
+    model, tail = spec[:cut] or zoo.DEFAULT_MODEL, spec[cut + 1:]  # plic:+<plan>: as plic: alone
     parts = tail.split(":")
     if len(parts) > 4:
         raise PlicError(f"bad refinement {tail!r}: expected <plan>[:<metric>[:<steps>[:<precision>]]]")
