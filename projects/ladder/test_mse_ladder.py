@@ -66,3 +66,40 @@ def test_rate_targets_search_the_rung_that_reaches_them(ladder, sample_image):
         assert f.header.fingerprint == rung.model.fingerprint
         assert enc.bpp == pytest.approx(target, rel=0.01)
 
+
+
+def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path):
+    """ladder_curve.py composes the ladder from both rungs' swept points: the low rung's at lambdas up to the
+    switch, the high rung's above; a low rung better at equal rate shows as a negative BD-rate."""
+    import json
+    import subprocess
+    import sys
+
+    from plic.models import MeanScaleHyperprior
+
+    tiny_model_path = tmp_path / "low.safetensors"
+    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0018, lambda_max=0.0932), tiny_model_path)
+    low_model = zoo.load_model(str(tiny_model_path))
+    high_model = zoo.load_model("hyperprior")
+    switch = low_model.quality_to_lambda(5)
+    for codec, model, psnr_bonus in ((f"plic:{tiny_model_path}", low_model, 0.5), ("plic:hyperprior", high_model, 0.0)):
+        for q in range(1, 9):
+            lam = model.quality_to_lambda(q)
+            bpp = 0.02 * (lam / 1e-4) ** 0.4  # one R-D curve in lambda for both, the low rung 0.5 dB above it
+            psnr = 22 + 3 * np.log2(bpp / 0.02) + psnr_bonus
+            d = tmp_path / "eval" / "points" / codec.replace(":", "-").replace("/", "_") / f"q{q}"
+            d.mkdir(parents=True)
+            point = {"image": "a.png", "codec": codec, "setting": f"q{q}", "knob_value": q, "target_bpp": None,
+                     "bpp": bpp, "metrics": {"psnr": psnr}, "encode_s": 0.1, "decode_s": 0.1}
+            (d / "a.json").write_text(json.dumps(point))
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, str(Path(__file__).with_name("ladder_curve.py")), str(tmp_path / "eval"),
+                        "--low", f"plic:{tiny_model_path}", "--high", "plic:hyperprior", "--switch", str(switch),
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    names = [p["point"] for p in report["points"]]
+    assert all(p["lambda"] <= switch * (1 + 1e-6) for p in report["points"] if p["point"].startswith("low"))
+    assert all(p["lambda"] > switch for p in report["points"] if p["point"].startswith("high"))
+    assert sum(n.startswith("low") for n in names) == 5 and any(n.startswith("high") for n in names)
+    assert report["bd_rate_against_high"]["psnr"] < 0
