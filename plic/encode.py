@@ -99,8 +99,8 @@ class Encoder:
         self.choices = _imported_qualities(codec) if rate.targeted and not codec.model.variable_rate else []
         if refine.plan == "none" and not codec.model.variable_rate and rate.targeted and not self.choices:
             refine = Refinement(**{**refine.__dict__, "plan": "snic"})  # the only way a fixed-rate model meets a target
-        if not refine.aims_at_targets and refine.plan != "none" and rate.targeted and not codec.model.variable_rate \
-                and not self.choices:  # sga+ keeps the coding lambda, and a fixed-rate model has only one
+        if refine.plan == "sga+" and rate.targeted and not codec.model.variable_rate and not self.choices:
+            # sga+ keeps the coding lambda, and this model has only one: the target would be ignored
             raise PlicError(f"this fixed-rate model meets --bpp or --target-psnr only through a SNIC stage; "
                             f"{refine.plan} keeps its lambda (try --refine snic+sga+)")
         if refine.plan != "none":
@@ -157,8 +157,10 @@ class Encoder:
         if aimed and rate.psnr is not None:
             reached = _decoded_psnr(codec, refined.data, img)
             if reached < rate.psnr - PSNR_SLACK:
+                searched = codec.model.variable_rate or self.choices  # else the plain file has the one lambda
+                hint = " (the plain encoding meets it)" if searched else ""
                 raise OutOfReach(f"the {refine.plan} refinement reached {reached:.2f} dB, short of "
-                                 f"--target-psnr {rate.psnr:g}; nothing written (the plain encoding meets it)")
+                                 f"--target-psnr {rate.psnr:g}; nothing written{hint}")
         return Encoded(refined, before=enc, codec=codec)
 
 

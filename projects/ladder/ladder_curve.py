@@ -9,28 +9,92 @@ whichever ladder wrote it. So the ladder's points are the low rung's swept
 points at lambdas up to the switch and the high rung's above it: real files,
 coded once, with no need to register the candidate as a shipped model first.
 BD-rates are against the high rung (the model the ladder would replace), on
-every metric the folder holds, as ``plic eval``'s summary computes them
-(mean points, Pareto front, PCHIP); each rung's gain at equal rate is read off
-the high rung's curve (linear in log-bpp).
+every metric both hold, as ``plic eval``'s summary computes them (mean points,
+Pareto front, PCHIP); each point's lead at equal rate is read off the high
+rung's curve (PCHIP over log-bpp).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import shlex
 import sys
 from pathlib import Path
 
-from plic import zoo
+from plic.errors import PlicError
 from plic.eval.bjontegaard import bd_rate, interpolate_metric
+from plic.eval.learned import make_codec
 from plic.eval.report import collect, curve
-from plic.metrics import get_metric
+from plic.metrics import METRICS, get_metric
 
 
-def lambdas(spec: str):
-    """quality -> lambda of the model a ``plic:<name or file>`` codec names (each rung maps its own range)."""
-    return zoo.load_model(spec.removeprefix("plic:")).quality_to_lambda
+def compose(curves: dict, low: str, high: str, switch: float) -> dict:
+    """The ladder's swept points: ``low``'s at lambdas up to ``switch``, ``high``'s above.
+
+    Each quality maps to a lambda as ``plic eval`` coded it (a shipped ladder name over its whole range).
+    """
+    rows = {}
+    for name, below in ((low, True), (high, False)):
+        codec = make_codec(name).codec
+        if below and not (codec.model.lambda_min <= switch <= codec.model.lambda_max):
+            raise PlicError(f"--switch {switch:g} is outside the low rung's range "
+                            f"({codec.model.lambda_min:g} .. {codec.model.lambda_max:g})")
+        for key, row in curves[name].items():
+            if row.get("target_bpp") is not None:
+                continue  # the sweep only: target points are not a rung's setting
+            lmbda = codec.resolve_lambda(quality=row["knob_value"])
+            # 1e-6: both lambdas are float32 in a header, as CodecLadder.pick compares them
+            if (lmbda <= switch * (1 + 1e-6)) == below:
+                rows[f"{'low' if below else 'high'} {key}"] = {**row, "lambda": lmbda}
+        if sum(k.startswith("low" if below else "high") for k in rows) < 2:
+            raise PlicError(f"fewer than two swept points of {name} on its side of --switch {switch:g}")
+    return rows
+
+
+def report(curves: dict, low: str, high: str, switch: float, command: str) -> dict:
+    rows = compose(curves, low, high, switch)
+    alone = {k: v for k, v in curves[high].items() if v.get("target_bpp") is None}
+    metrics = [m for m in METRICS if all(m in r for r in rows.values()) and all(m in r for r in alone.values())]
+    bd = {}
+    for m in metrics:
+        ra, ma = curve(alone, m)
+        rt, mt = curve(rows, m)
+        try:
+            bd[m] = bd_rate(ra, ma, rt, mt, higher_is_better=get_metric(m).higher_is_better)
+        except ValueError as exc:
+            raise PlicError(f"no BD-rate on {m}: {exc}") from None
+    points = []
+    for name, r in sorted(rows.items(), key=lambda kv: kv[1]["bpp"]):
+        better = {}  # how much better than the high rung alone at the same bpp, in the metric's units
+        for m in metrics:
+            ra, ma = curve(alone, m)
+            if ra[0] <= r["bpp"] <= ra[-1]:
+                diff = r[m] - interpolate_metric(ra, ma, r["bpp"])
+                better[m] = diff if get_metric(m).higher_is_better else -diff
+        points.append({"point": name, "lambda": r["lambda"], "bpp": r["bpp"], **{m: r[m] for m in metrics},
+                       "better_than_high_at_equal_rate": better})
+    images = sorted({r["n"] for r in rows.values()})
+    return {"command": command, "low": low, "high": high, "switch": switch, "images": images,
+            "bd_rate_against_high": bd, "points": points}
+
+
+def markdown(rep: dict) -> str:
+    metrics = list(rep["bd_rate_against_high"])
+    lines = [f"# Ladder: `{rep['low']}` up to lambda {rep['switch']:g}, `{rep['high']}` above", "",
+             f"Made by `{rep['command']}` from real files ({'/'.join(map(str, rep['images']))} images per point).", "",
+             "BD-rate against the high rung alone (negative: fewer bits at equal quality): "
+             + ", ".join(f"{m} **{v:+.2f} %**" for m, v in rep["bd_rate_against_high"].items()), "",
+             "The last columns: how much better each point is than the high rung alone at its bpp "
+             "(PCHIP over log-bpp on the high rung's curve; positive is better, in the metric's units).", "",
+             "| point | lambda | bpp | " + " | ".join(metrics) + " | " + " | ".join(f"{m} better by" for m in metrics) + " |",
+             "|" + "---|" * (3 + 2 * len(metrics))]
+    for t in rep["points"]:
+        g = t["better_than_high_at_equal_rate"]
+        lines.append(f"| {t['point']} | {t['lambda']:.5g} | {t['bpp']:.4f} | "
+                     + " | ".join(f"{t[m]:.4f}" for m in metrics) + " | "
+                     + " | ".join(f"{g[m]:+.4f}" if m in g else "–" for m in metrics) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -41,57 +105,19 @@ def main() -> None:
     ap.add_argument("--switch", type=float, required=True, help="lambda up to which the low rung codes")
     ap.add_argument("--out", type=Path, required=True, help="report path without suffix (.json and .md)")
     args = ap.parse_args()
-    curves = collect(args.folder)["curves"]
-    missing = [c for c in (args.low, args.high) if c not in curves]
-    if missing:
-        sys.exit(f"not in {args.folder}: {', '.join(missing)} (there: {', '.join(curves)})")
-    rows = {}
-    for codec, below in ((args.low, True), (args.high, False)):
-        lam = lambdas(codec)
-        for key, row in curves[codec].items():
-            if row.get("target_bpp") is not None:
-                continue  # the sweep only: target points are not a rung's setting
-            lmbda = lam(row["knob_value"])
-            if (lmbda <= args.switch * (1 + 1e-6)) == below:
-                rows[f"{'low' if below else 'high'} {key}"] = {**row, "lambda": lmbda}
-    high = {k: v for k, v in curves[args.high].items() if v.get("target_bpp") is None}
-    metrics = [m for m in ("psnr", "ms-ssim", "lpips-alex", "dists") if all(m in r for r in rows.values())]
-    bd = {}
-    for m in metrics:
-        better = get_metric(m).higher_is_better
-        ra, ma = curve(high, m)
-        rt, mt = curve(rows, m)
-        bd[m] = bd_rate(ra, ma, rt, mt, higher_is_better=better)
-    ordered = sorted(rows.items(), key=lambda kv: kv[1]["bpp"])
-    table = []
-    for name, r in ordered:
-        gain = {}
-        for m in metrics:
-            ra, ma = curve(high, m)
-            if ra[0] <= r["bpp"] <= ra[-1]:
-                gain[m] = r[m] - interpolate_metric(ra, ma, r["bpp"])
-        table.append({"point": name, "lambda": r["lambda"], "bpp": r["bpp"], **{m: r[m] for m in metrics},
-                      "gain_at_equal_rate": gain})
-    cmd = "python " + " ".join(sys.argv)
-    report = {"command": cmd, "low": args.low, "high": args.high, "switch": args.switch,
-              "images": next(iter(high.values()))["n"], "bd_rate_against_high": bd, "points": table}
+    try:
+        curves = collect(args.folder)["curves"]
+        missing = [c for c in (args.low, args.high) if c not in curves]
+        if missing:
+            raise PlicError(f"not in {args.folder}: {', '.join(missing)} (there: {', '.join(curves)})")
+        rep = report(curves, args.low, args.high, args.switch, shlex.join(["python", *sys.argv]))
+    except PlicError as exc:
+        sys.exit(f"ladder_curve: {exc}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    lines = [f"# Ladder: `{args.low}` up to lambda {args.switch:g}, `{args.high}` above", "",
-             f"Made by `{cmd}` from real files of {report['images']} images.", "",
-             "BD-rate against the high rung alone: " + ", ".join(f"{m} **{v:+.2f} %**" for m, v in bd.items()), "",
-             "| point | lambda | bpp | " + " | ".join(metrics) + " | " +
-             " | ".join(f"{m} against the high rung at equal rate" for m in metrics) + " |",
-             "|" + "---|" * (3 + 2 * len(metrics))]
-    for t in table:
-        g = t["gain_at_equal_rate"]
-        lines.append(f"| {t['point']} | {t['lambda']:.5g} | {t['bpp']:.4f} | "
-                     + " | ".join(f"{t[m]:.4f}" for m in metrics) + " | "
-                     + " | ".join(f"{g[m]:+.4f}" if m in g else "–" for m in metrics) + " |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    if any(math.isnan(v) for v in bd.values()):
-        sys.exit("a BD-rate could not be computed (the curves do not overlap)")
+    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=1) + "\n")
+    text = markdown(rep)
+    args.out.with_suffix(".md").write_text(text)
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,6 @@ def test_rate_targets_search_the_rung_that_reaches_them(ladder, sample_image):
         assert enc.bpp == pytest.approx(target, rel=0.01)
 
 
-
 def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path):
     """ladder_curve.py composes the ladder from both rungs' swept points: the low rung's at lambdas up to the
     switch, the high rung's above; a low rung better at equal rate shows as a negative BD-rate."""
@@ -93,9 +92,16 @@ def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path)
                      "bpp": bpp, "metrics": {"psnr": psnr}, "encode_s": 0.1, "decode_s": 0.1}
             (d / "a.json").write_text(json.dumps(point))
     out = tmp_path / "report"
-    r = subprocess.run([sys.executable, str(Path(__file__).with_name("ladder_curve.py")), str(tmp_path / "eval"),
-                        "--low", f"plic:{tiny_model_path}", "--high", "plic:hyperprior", "--switch", str(switch),
-                        "--out", str(out)], capture_output=True, text=True)
+
+    def run(at: float):
+        return subprocess.run([sys.executable, str(Path(__file__).with_name("ladder_curve.py")), str(tmp_path / "eval"),
+                               "--low", f"plic:{tiny_model_path}", "--high", "plic:hyperprior", "--switch", str(at),
+                               "--out", str(out)], capture_output=True, text=True)
+
+    r = run(0.5)  # above the low rung's range: no such ladder
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "outside the low rung's range" in r.stderr
+    assert not out.with_suffix(".json").exists()
+    r = run(switch)
     assert r.returncode == 0, r.stderr
     report = json.loads(out.with_suffix(".json").read_text())
     names = [p["point"] for p in report["points"]]
@@ -103,3 +109,5 @@ def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path)
     assert all(p["lambda"] > switch for p in report["points"] if p["point"].startswith("high"))
     assert sum(n.startswith("low") for n in names) == 5 and any(n.startswith("high") for n in names)
     assert report["bd_rate_against_high"]["psnr"] < 0
+    lead = [p["better_than_high_at_equal_rate"].get("psnr") for p in report["points"] if p["point"].startswith("low")]
+    assert all(v is None or 0.3 < v < 0.7 for v in lead) and any(v is not None for v in lead)  # the 0.5 dB put in
