@@ -25,7 +25,9 @@ _PRECISIONS = ["fp32", "bf16"]
 @click.option("--target-psnr", type=float, help="target PSNR (dB): the lambda is searched per image (real decodes)")
 @click.option("-m", "--model", help="registered model name [default: hyperprior]")
 @click.option("--perceptual", is_flag=True,
-              help="the model's perceptual variant: sharper textures for a lower PSNR (any plic decodes it)")
+              help="the model's perceptual variant: sharper textures for a lower PSNR (any plic decodes it); "
+                   "with --bpp, --refine snic-latent --precision bf16 lowers LPIPS and DISTS below HEVC's and "
+                   "AVIF's on Kodak, for minutes of encoding per image")
 @model_options
 @click.option("--refine", type=click.Choice(_REFINE), default="none", show_default=True,
               help="encode-time optimisation: SGA+ latents, SNIC substitute image or latent, or both")
