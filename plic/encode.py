@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from plic import bitstream
-from plic.codec import EncodeResult
+from plic.codec import EncodeResult, psnr
 from plic.errors import PlicError
 from plic.image_io import PlanarImage
 from plic.units import mse_from_psnr, psnr_from_mse
@@ -87,6 +87,7 @@ class Encoded:
     result: EncodeResult
     before: Optional[EncodeResult] = None
     codec: Any = None
+    decoded: Any = None  # the file's decoded image (1x3xHxW, [0, 1]) where encoding already decoded it
 
 
 class Encoder:
@@ -97,10 +98,10 @@ class Encoder:
 
     def __init__(self, codec, rate: Rate = Rate(), refine: Refinement = Refinement()):
         self.choices = _imported_qualities(codec) if rate.targeted and not codec.model.variable_rate else []
-        if refine.plan == "none" and not codec.model.variable_rate and rate.targeted and not self.choices:
+        one_lambda_for_a_target = rate.targeted and not codec.model.variable_rate and not self.choices
+        if refine.plan == "none" and one_lambda_for_a_target:
             refine = Refinement(**{**refine.__dict__, "plan": "snic"})  # the only way a fixed-rate model meets a target
-        if refine.plan == "sga+" and rate.targeted and not codec.model.variable_rate and not self.choices:
-            # sga+ keeps the coding lambda, and this model has only one: the target would be ignored
+        if refine.plan == "sga+" and one_lambda_for_a_target:  # sga+ keeps that lambda: the target would be ignored
             raise PlicError(f"this fixed-rate model meets --bpp or --target-psnr only through a SNIC stage; "
                             f"{refine.plan} keeps its lambda (try --refine snic+sga+)")
         if refine.plan != "none":
@@ -154,21 +155,22 @@ class Encoder:
         if aimed and rate.bpp is not None and refined.bpp > rate.bpp * 1.05:
             raise OutOfReach(f"{rate.bpp:g} bpp is out of reach of this model for this image "
                             f"(nearest reachable: {refined.bpp:.4f} bpp); nothing written")
+        decoded = None
         if aimed and rate.psnr is not None:
-            reached = _decoded_psnr(codec, refined.data, img)
+            decoded = _decoded(codec, refined.data)
+            reached = psnr(decoded, img.rgb)
             if reached < rate.psnr - PSNR_SLACK:
                 searched = codec.model.variable_rate or self.choices  # else the plain file has the one lambda
                 hint = " (the plain encoding meets it)" if searched else ""
                 raise OutOfReach(f"the {refine.plan} refinement reached {reached:.2f} dB, short of "
                                  f"--target-psnr {rate.psnr:g}; nothing written{hint}")
-        return Encoded(refined, before=enc, codec=codec)
+        return Encoded(refined, before=enc, codec=codec, decoded=decoded)
 
 
-def _decoded_psnr(codec, data: bytes, img: PlanarImage) -> float:
-    from plic.codec import psnr
+def _decoded(codec, data: bytes):
     from plic.image_io import quantize_rgb
 
-    return psnr(quantize_rgb(codec.decode_file(bitstream.parse(data))).cpu(), img.rgb)
+    return quantize_rgb(codec.decode_file(bitstream.parse(data))).cpu()
 
 
 def _imported_qualities(codec) -> list:
@@ -202,7 +204,7 @@ def _choose(codecs: list, img: PlanarImage, rate: Rate):
 
     def decoded_psnr(i: int) -> float:
         if i not in scores:
-            scores[i] = _decoded_psnr(codecs[i], file(i).data, img)
+            scores[i] = psnr(_decoded(codecs[i], file(i).data), img.rgb)
         return scores[i]
 
     measure, target = ((lambda i: file(i).bpp), rate.bpp) if rate.bpp is not None else (decoded_psnr, rate.psnr - 0.05)

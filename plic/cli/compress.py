@@ -110,7 +110,9 @@ def compressor(quality, lmbda, bpp, target_psnr, model, model_path, device, exac
         write_output(dst, enc.result.data)
         r = {"bpp": enc.result.bpp, "msg": f"{src} -> {dst}: {enc.result.bpp:.4f} bpp"}
         coder = enc.codec or codec  # a target may have picked another imported quality
-        rec = quantize_rgb(coder.decode_file(f)).cpu() if verify or enc.before is not None else None
+        rec = enc.decoded  # decoded already where a PSNR target was checked
+        if rec is None and (verify or enc.before is not None):
+            rec = quantize_rgb(coder.decode_file(f)).cpu()
         if verify:
             r["psnr"] = psnr(rec, img.rgb)
             r["msg"] += f", {r['psnr']:.2f} dB PSNR"
