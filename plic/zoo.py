@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 #: name -> file inside ``plic/weights`` of the default weights of that name.
 PRETRAINED: Dict[str, str] = {
     "hyperprior": "hyperprior-mse-vr.safetensors",
+    "hyperprior-low": "hyperprior-mse-low-vr.safetensors",
     "hyperprior-perceptual": "hyperprior-perceptual-vr.safetensors",
     "hyperprior-perceptual-low": "hyperprior-perceptual-low-vr.safetensors",
 }
@@ -40,7 +41,11 @@ DEFAULT_MODEL = "hyperprior"
 PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 #: shipped name -> (its low-rate rung, the switch lambda): the name codes as a
 #: :class:`plic.ladder.CodecLadder`, with the rung up to the switch and its own weights above
-LOW_RATE: Dict[str, Tuple[str, float]] = {"hyperprior-perceptual": ("hyperprior-perceptual-low", 0.003)}
+#: (switches measured on training crops: projects/ladder for the MSE pair, benchmarks/perceptual/ladder for the other)
+LOW_RATE: Dict[str, Tuple[str, float]] = {
+    "hyperprior": ("hyperprior-low", 0.0077654),
+    "hyperprior-perceptual": ("hyperprior-perceptual-low", 0.003),
+}
 
 _CACHE: Dict[str, "torch.nn.Module"] = {}
 #: metadata key of the weights' fingerprint (hex)

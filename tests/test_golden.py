@@ -1,4 +1,4 @@
-"""Golden values for the shipped model: bit-exact files and pixels everywhere.
+"""Golden values for the shipped models: bit-exact files and pixels everywhere.
 
 If the shipped weights change on purpose, run ``python scripts/update_golden.py``.
 """
@@ -24,7 +24,10 @@ CASES = [(name, q) for name, g in sorted(GOLDEN["models"].items()) for q in sort
 
 @pytest.fixture(scope="module")
 def shipped():
-    return Codec(zoo.load_model(zoo.DEFAULT_MODEL))
+    """The default codec as plic compress codes with it: a ladder (its low-rate rung up to the switch)."""
+    from plic.ladder import shipped_codec
+
+    return shipped_codec(zoo.DEFAULT_MODEL)
 
 
 def test_every_shipped_model_has_golden_values():
@@ -65,11 +68,14 @@ def test_default_float32_decode_is_within_one_level_of_the_exact_pixels(sample_i
 
 def test_shipped_model_rate_and_quality_rise_together(shipped, sample_image):
     img = read_image(sample_image)
-    points = []
-    for q in (1, 3, 5, 8):
+    points, writers = [], []
+    for q in (1, 3, 4, 5, 8):  # across the switch, between qualities 4 and 5
         enc = shipped.encode(img, quality=q)
-        rec = shipped.decode_file(bitstream.parse(enc.data))
+        f = bitstream.parse(enc.data)
+        writers.append(f.header.fingerprint)
+        rec = shipped.decode_file(f)
         points.append((enc.bpp, psnr(quantize_rgb(rec), img.rgb)))
+    assert writers[3] != writers[2] == writers[0] and writers[3] == writers[4]  # each rung on its side of the switch
     bpps, psnrs = zip(*points, strict=True)
     # strictly rising: every quality step buys bits and dB
     assert all(a < b for a, b in zip(bpps, bpps[1:])) and all(a < b for a, b in zip(psnrs, psnrs[1:]))
@@ -81,13 +87,16 @@ def test_cli_defaults_to_the_shipped_model(sample_image, tmp_path):
 
     from plic.cli import main
 
-    out = tmp_path / "d.plic"
-    r = CliRunner().invoke(main, ["compress", str(sample_image), "-o", str(out), "--quality", "3"])
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["info", str(out)])
-    assert "(the shipped weights: hyperprior)" in r.output
-    r = CliRunner().invoke(main, ["decompress", str(out), "-o", str(tmp_path / "d.png"), "--reference", str(sample_image)])
-    assert r.exit_code == 0 and "dB PSNR" in r.output
+    # the default is a ladder too: its low-rate rung up to the switch (quality 3), its own weights above
+    for q, rung in (("3", "hyperprior-low"), ("6", "hyperprior")):
+        out = tmp_path / f"d{q}.plic"
+        r = CliRunner().invoke(main, ["compress", str(sample_image), "-o", str(out), "--quality", q])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["info", str(out)])
+        assert f"(the shipped weights: {rung})" in r.output, r.output
+        r = CliRunner().invoke(main, ["decompress", str(out), "-o", str(out.with_suffix(".png")),
+                                      "--reference", str(sample_image)])
+        assert r.exit_code == 0 and "dB PSNR" in r.output
 
 
 def test_perceptual_variant_round_trip_needs_no_model_path(sample_image, tmp_path):

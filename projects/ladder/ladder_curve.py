@@ -1,17 +1,22 @@
 """A ladder's Kodak curve, composed from a ``plic eval`` folder that holds both rungs' quality sweeps.
 
-    python projects/ladder/ladder_curve.py runs/eval_low_mse --low plic:runs/low_mse.safetensors \
-        --high plic:hyperprior --switch 0.012 --out projects/ladder/results/low_mse
+    python projects/ladder/ladder_curve.py runs/eval --low plic:runs/low_mse2.safetensors \
+        --high plic:plic/weights/hyperprior-mse-vr.safetensors --switch 0.0077654 \
+        --against hevc --against webp --out projects/ladder/results/low_mse2
 
 A ladder codes with its low rung up to lambda ``switch`` and with the high rung
 above (:class:`plic.ladder.CodecLadder`), and a rung's file is the same file
 whichever ladder wrote it. So the ladder's points are the low rung's swept
 points at lambdas up to the switch and the high rung's above it: real files,
 coded once, with no need to register the candidate as a shipped model first.
-BD-rates are against the high rung (the model the ladder would replace), on
-every metric both hold, as ``plic eval``'s summary computes them (mean points,
-Pareto front, PCHIP); each point's lead at equal rate is read off the high
-rung's curve (PCHIP over log-bpp).
+BD-rates are against the high rung (the model the ladder would replace), or against each
+``--against`` codec of the folder (the classical codecs, say), on every metric all of them hold, as
+``plic eval``'s summary computes them (mean points, Pareto front, PCHIP); each point's lead at equal
+rate is read off each of those codecs' curves (PCHIP over log-bpp).
+
+A rung is one model: a weight file, or a shipped name without a low-rate rung. ``plic:hyperprior``
+codes as a ladder since the default got its low-rate rung, so the default model alone is
+``plic:plic/weights/hyperprior-mse-vr.safetensors``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,16 @@ from plic.errors import PlicError
 from plic.eval.bjontegaard import bd_rate, interpolate_metric
 from plic.eval.learned import make_codec
 from plic.eval.report import collect, curve
+from plic.ladder import CodecLadder
 from plic.metrics import METRICS, get_metric
+
+
+def curves_of(folder: Path) -> dict:
+    """The swept curves of a ``plic eval`` folder, or of a merged one that holds only its summary.json
+    (benchmarks/perceptual/kodak_eval_merge.py: rungs evaluated into separate folders)."""
+    if not (folder / "points").is_dir() and (folder / "summary.json").is_file():
+        return json.loads((folder / "summary.json").read_text())["curves"]
+    return collect(folder)["curves"]
 
 
 def compose(curves: dict, low: str, high: str, switch: float) -> dict:
@@ -37,6 +51,9 @@ def compose(curves: dict, low: str, high: str, switch: float) -> dict:
     rows = {}
     for name, below in ((low, True), (high, False)):
         codec = make_codec(name).codec
+        if isinstance(codec, CodecLadder):
+            raise PlicError(f"{name} codes as a ladder of two models, not one rung: name its model's weight file "
+                            f"(plic:<file>.safetensors) and evaluate that")
         if below and not (codec.model.lambda_min <= switch <= codec.model.lambda_max):
             raise PlicError(f"--switch {switch:g} is outside the low rung's range "
                             f"({codec.model.lambda_min:g} .. {codec.model.lambda_max:g})")
@@ -52,45 +69,60 @@ def compose(curves: dict, low: str, high: str, switch: float) -> dict:
     return rows
 
 
-def report(curves: dict, low: str, high: str, switch: float, command: str) -> dict:
+def _swept(rows: dict) -> dict:
+    return {k: v for k, v in rows.items() if v.get("target_bpp") is None}
+
+
+def report(curves: dict, low: str, high: str, switch: float, command: str, against=()) -> dict:
+    """The ladder's points, with BD-rates and leads at equal rate against each codec of ``against``
+    (default: the high rung alone)."""
     rows = compose(curves, low, high, switch)
-    alone = {k: v for k, v in curves[high].items() if v.get("target_bpp") is None}
-    metrics = [m for m in METRICS if all(m in r for r in rows.values()) and all(m in r for r in alone.values())]
+    against = list(against) or [high]
+    metrics = [m for m in METRICS if all(m in r for r in rows.values())
+               and all(m in r for a in against for r in _swept(curves[a]).values())]
     bd = {}
-    for m in metrics:
-        ra, ma = curve(alone, m)
-        rt, mt = curve(rows, m)
-        try:
-            bd[m] = bd_rate(ra, ma, rt, mt, higher_is_better=get_metric(m).higher_is_better)
-        except ValueError as exc:
-            raise PlicError(f"no BD-rate on {m}: {exc}") from None
+    for a in against:
+        bd[a] = {}
+        for m in metrics:
+            try:
+                bd[a][m] = bd_rate(*curve(_swept(curves[a]), m), *curve(rows, m),
+                                   higher_is_better=get_metric(m).higher_is_better)
+            except ValueError as exc:
+                raise PlicError(f"no BD-rate on {m} against {a}: {exc}") from None
     points = []
     for name, r in sorted(rows.items(), key=lambda kv: kv[1]["bpp"]):
-        better = {}  # how much better than the high rung alone at the same bpp, in the metric's units
-        for m in metrics:
-            ra, ma = curve(alone, m)
-            if ra[0] <= r["bpp"] <= ra[-1]:
-                diff = r[m] - interpolate_metric(ra, ma, r["bpp"])
-                better[m] = diff if get_metric(m).higher_is_better else -diff
+        better = {}  # codec -> how much better the point is than its curve at the same bpp, in the metric's units
+        for a in against:
+            better[a] = {}
+            for m in metrics:
+                ra, ma = curve(_swept(curves[a]), m)
+                if ra[0] <= r["bpp"] <= ra[-1]:
+                    diff = r[m] - interpolate_metric(ra, ma, r["bpp"])
+                    better[a][m] = diff if get_metric(m).higher_is_better else -diff
         points.append({"point": name, "lambda": r["lambda"], "bpp": r["bpp"], **{m: r[m] for m in metrics},
-                       "better_than_high_at_equal_rate": better})
+                       "better_at_equal_rate": better})
     images = sorted({r["n"] for r in rows.values()})
-    return {"command": command, "low": low, "high": high, "switch": switch, "images": images,
-            "bd_rate_against_high": bd, "points": points}
+    return {"command": command, "low": low, "high": high, "switch": switch, "against": against, "images": images,
+            "bd_rate": bd, "points": points}
 
 
 def markdown(rep: dict) -> str:
-    metrics = list(rep["bd_rate_against_high"])
+    first = rep["against"][0]
+    metrics = list(rep["bd_rate"][first])
+    name = lambda a: "the high rung alone" if a == rep["high"] else f"`{a}`"  # noqa: E731
     lines = [f"# Ladder: `{rep['low']}` up to lambda {rep['switch']:g}, `{rep['high']}` above", "",
              f"Made by `{rep['command']}` from real files ({'/'.join(map(str, rep['images']))} images per point).", "",
-             "BD-rate against the high rung alone (negative: fewer bits at equal quality): "
-             + ", ".join(f"{m} **{v:+.2f} %**" for m, v in rep["bd_rate_against_high"].items()), "",
-             "The last columns: how much better each point is than the high rung alone at its bpp "
-             "(PCHIP over log-bpp on the high rung's curve; positive is better, in the metric's units).", "",
-             "| point | lambda | bpp | " + " | ".join(metrics) + " | " + " | ".join(f"{m} better by" for m in metrics) + " |",
-             "|" + "---|" * (3 + 2 * len(metrics))]
+             "BD-rate (%; negative: fewer bits at equal quality):", "",
+             "| against | " + " | ".join(metrics) + " |", "|" + "---|" * (1 + len(metrics))]
+    lines += [f"| {name(a)} | " + " | ".join(f"**{v:+.2f}**" for v in rep["bd_rate"][a].values()) + " |"
+              for a in rep["against"]]
+    lines += ["", f"The last columns: how much better each point is than {name(first)} at its bpp "
+              "(PCHIP over log-bpp on its curve; positive is better, in the metric's units; the JSON has them "
+              "against every codec above).", "",
+              "| point | lambda | bpp | " + " | ".join(metrics) + " | " + " | ".join(f"{m} better by" for m in metrics) + " |",
+              "|" + "---|" * (3 + 2 * len(metrics))]
     for t in rep["points"]:
-        g = t["better_than_high_at_equal_rate"]
+        g = t["better_at_equal_rate"][first]
         lines.append(f"| {t['point']} | {t['lambda']:.5g} | {t['bpp']:.4f} | "
                      + " | ".join(f"{t[m]:.4f}" for m in metrics) + " | "
                      + " | ".join(f"{g[m]:+.4f}" if m in g else "–" for m in metrics) + " |")
@@ -103,14 +135,16 @@ def main() -> None:
     ap.add_argument("--low", required=True, help="the low rung's codec name in the folder (plic:<file or name>)")
     ap.add_argument("--high", required=True, help="the high rung's codec name (the model the ladder replaces)")
     ap.add_argument("--switch", type=float, required=True, help="lambda up to which the low rung codes")
+    ap.add_argument("--against", action="append", default=[],
+                    help="a codec in the folder to compare with (repeatable; default: --high alone)")
     ap.add_argument("--out", type=Path, required=True, help="report path without suffix (.json and .md)")
     args = ap.parse_args()
     try:
-        curves = collect(args.folder)["curves"]
-        missing = [c for c in (args.low, args.high) if c not in curves]
+        curves = curves_of(args.folder)
+        missing = [c for c in (args.low, args.high, *args.against) if c not in curves]
         if missing:
             raise PlicError(f"not in {args.folder}: {', '.join(missing)} (there: {', '.join(curves)})")
-        rep = report(curves, args.low, args.high, args.switch, shlex.join(["python", *sys.argv]))
+        rep = report(curves, args.low, args.high, args.switch, shlex.join(["python", *sys.argv]), args.against)
     except PlicError as exc:
         sys.exit(f"ladder_curve: {exc}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -80,8 +80,10 @@ def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path)
     zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0018, lambda_max=0.0932), tiny_model_path)
     low_model = zoo.load_model(str(tiny_model_path))
     high_model = zoo.load_model("hyperprior")
+    high = f"plic:{zoo.shipped_path('hyperprior')}"  # the default model alone: plic:hyperprior is a ladder
     switch = low_model.quality_to_lambda(5)
-    for codec, model, psnr_bonus in ((f"plic:{tiny_model_path}", low_model, 0.5), ("plic:hyperprior", high_model, 0.0)):
+    for codec, model, psnr_bonus in ((f"plic:{tiny_model_path}", low_model, 0.5), (high, high_model, 0.0),
+                                     ("plic:hyperprior", high_model, 0.0)):  # as if a ladder's sweep
         for q in range(1, 9):
             lam = model.quality_to_lambda(q)
             bpp = 0.02 * (lam / 1e-4) ** 0.4  # one R-D curve in lambda for both, the low rung 0.5 dB above it
@@ -93,10 +95,10 @@ def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path)
             (d / "a.json").write_text(json.dumps(point))
     out = tmp_path / "report"
 
-    def run(at: float):
+    def run(at: float, *extra: str, high: str = high):
         return subprocess.run([sys.executable, str(Path(__file__).with_name("ladder_curve.py")), str(tmp_path / "eval"),
-                               "--low", f"plic:{tiny_model_path}", "--high", "plic:hyperprior", "--switch", str(at),
-                               "--out", str(out)], capture_output=True, text=True)
+                               "--low", f"plic:{tiny_model_path}", "--high", high, "--switch", str(at),
+                               "--out", str(out), *extra], capture_output=True, text=True)
 
     r = run(0.5)  # above the low rung's range: no such ladder
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "outside the low rung's range" in r.stderr
@@ -108,6 +110,20 @@ def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path)
     assert all(p["lambda"] <= switch * (1 + 1e-6) for p in report["points"] if p["point"].startswith("low"))
     assert all(p["lambda"] > switch for p in report["points"] if p["point"].startswith("high"))
     assert sum(n.startswith("low") for n in names) == 5 and any(n.startswith("high") for n in names)
-    assert report["bd_rate_against_high"]["psnr"] < 0
-    lead = [p["better_than_high_at_equal_rate"].get("psnr") for p in report["points"] if p["point"].startswith("low")]
+    assert report["against"] == [high] and report["bd_rate"][high]["psnr"] < 0
+    lead = [p["better_at_equal_rate"][high].get("psnr") for p in report["points"] if p["point"].startswith("low")]
     assert all(v is None or 0.3 < v < 0.7 for v in lead) and any(v is not None for v in lead)  # the 0.5 dB put in
+    # against several codecs: one BD-rate row each (the ladder against the low rung alone: equal where it is that rung)
+    r = run(switch, "--against", high, "--against", f"plic:{tiny_model_path}")
+    assert r.returncode == 0, r.stderr
+    both = json.loads(out.with_suffix(".json").read_text())
+    assert both["bd_rate"][high] == report["bd_rate"][high]
+    on_low = [p["better_at_equal_rate"][f"plic:{tiny_model_path}"] for p in both["points"] if p["point"].startswith("low")]
+    assert any(on_low) and all(abs(g["psnr"]) < 1e-6 for g in on_low if g)
+    table = out.with_suffix(".md").read_text()
+    assert "| the high rung alone |" in table and f"| `plic:{tiny_model_path}` |" in table
+    r = run(switch, "--against", "jpeg")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "not in" in r.stderr
+    # a shipped name with a low-rate rung codes as a ladder: not one rung
+    r = run(switch, high="plic:hyperprior")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "codes as a ladder" in r.stderr
