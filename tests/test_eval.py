@@ -234,7 +234,7 @@ def test_a_refined_codec_meets_a_target_with_one_optimisation(images, tmp_path, 
     from plic import bitstream
     from plic.eval.learned import RefinedLearnedCodec, make_codec
 
-    spec = "plic:hyperprior+snic-latent:mse:4"  # the shipped model: a random one codes every lambda alike
+    spec = "plic:hyperprior+snic-latent:mse:4"  # the shipped default (a ladder): a random model codes every lambda alike
     codec = make_codec(spec)
     assert isinstance(codec, RefinedLearnedCodec) and codec.refinement.steps == 4
     optimisations = []
