@@ -80,13 +80,14 @@ def report(curves: dict, low: str, high: str, switch: float, command: str, again
     against = list(against) or [high]
     metrics = [m for m in METRICS if all(m in r for r in rows.values())
                and all(m in r for a in against for r in _swept(curves[a]).values())]
+    # each reference curve once: the BD-rates and every point's lead read the same one
+    ref = {(a, m): curve(_swept(curves[a]), m) for a in against for m in metrics}
     bd = {}
     for a in against:
         bd[a] = {}
         for m in metrics:
             try:
-                bd[a][m] = bd_rate(*curve(_swept(curves[a]), m), *curve(rows, m),
-                                   higher_is_better=get_metric(m).higher_is_better)
+                bd[a][m] = bd_rate(*ref[a, m], *curve(rows, m), higher_is_better=get_metric(m).higher_is_better)
             except ValueError as exc:
                 raise PlicError(f"no BD-rate on {m} against {a}: {exc}") from None
     points = []
@@ -95,7 +96,7 @@ def report(curves: dict, low: str, high: str, switch: float, command: str, again
         for a in against:
             better[a] = {}
             for m in metrics:
-                ra, ma = curve(_swept(curves[a]), m)
+                ra, ma = ref[a, m]
                 if ra[0] <= r["bpp"] <= ra[-1]:
                     diff = r[m] - interpolate_metric(ra, ma, r["bpp"])
                     better[a][m] = diff if get_metric(m).higher_is_better else -diff
