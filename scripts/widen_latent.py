@@ -20,6 +20,11 @@ channel's predicted mean and scale scaled alike: it rounds to zero at low rates
 and carries a coarse copy at high rates, which gives the zero synthesis weights
 a gradient. (New channels that always round to zero, the first attempt, get no
 gradient through the rounding: they stayed unused after 3,500 steps.)
+
+A ``hyperprior-checkerboard`` model (the shipped default) is widened alike: the
+new channels enter the context's old features and the entropy parameters' old
+hidden units through zero weights, and the new channels' means and scales are
+the copied channels' times the copy gain in both checkerboard passes.
 """
 
 from __future__ import annotations
@@ -71,17 +76,55 @@ def widen(old: torch.nn.Module, M: int, copy_gain: float = 0.1, seed: int = 0) -
     dst[f"{w2}.weight"][:m, :h] = src[f"{w2}.weight"]
     dst[f"{w2}.weight"][m:, :h] = 0
     dst[f"{w2}.bias"][:h] = src[f"{w2}.bias"]
-    w4 = "latent_codec.hyper.h_s.4"
-    dst[f"{w4}.weight"].zero_()
-    dst[f"{w4}.bias"].zero_()
-    for part in (0, 1):  # scales, then means
-        rows = slice(part * m, (part + 1) * m)
-        dst[f"{w4}.weight"][part * M: part * M + m, :h] = src[f"{w4}.weight"][rows]
-        dst[f"{w4}.bias"][part * M: part * M + m] = src[f"{w4}.bias"][rows]
-        dst[f"{w4}.weight"][part * M + m: (part + 1) * M, :h] = copy_gain * src[f"{w4}.weight"][rows][:k]
-        dst[f"{w4}.bias"][part * M + m: (part + 1) * M] = copy_gain * src[f"{w4}.bias"][rows][:k]
+    _widen_params(src, dst, "latent_codec.hyper.h_s.4", m, M, h, copy_gain)
+    if old.registry_name == "hyperprior-checkerboard":
+        _widen_context(src, dst, m, M, copy_gain)
     new.load_state_dict(dst)
     return new
+
+
+def _widen_params(src: dict, dst: dict, name: str, m: int, M: int, h: int, copy_gain: float) -> None:
+    """Layer ``name``, which outputs [scales | means] from its first ``h`` inputs (the old hidden units),
+    widened from m to M channels each: the old channels' rows as they were, new channel m + k's the
+    copied channel k's times ``copy_gain``, and zero weights from the new hidden units."""
+    k = M - m
+    dst[f"{name}.weight"].zero_()
+    dst[f"{name}.bias"].zero_()
+    for part in (0, 1):  # scales, then means
+        rows = slice(part * m, (part + 1) * m)
+        dst[f"{name}.weight"][part * M: part * M + m, :h] = src[f"{name}.weight"][rows]
+        dst[f"{name}.bias"][part * M: part * M + m] = src[f"{name}.bias"][rows]
+        dst[f"{name}.weight"][part * M + m: (part + 1) * M, :h] = copy_gain * src[f"{name}.weight"][rows][:k]
+        dst[f"{name}.bias"][part * M + m: (part + 1) * M] = copy_gain * src[f"{name}.bias"][rows][:k]
+
+
+def _widen_context(src: dict, dst: dict, m: int, M: int, copy_gain: float) -> None:
+    """The checkerboard context of a ``hyperprior-checkerboard`` model, widened as the hyperprior is:
+    the old channels' means and scales stay as they were in both passes, the new channels' are the
+    copied channels' times ``copy_gain``."""
+    # context (masked 5x5 conv, y_hat -> 2M features): the new channels of y enter the old features
+    # through zero weights, so the old features are unchanged. The new features keep their random
+    # weights: they feed only new hidden units of the entropy parameters, whose outputs start at zero.
+    c = "latent_codec.y.context_prediction"
+    dst[f"{c}.weight"][:2 * m, :m] = src[f"{c}.weight"]
+    dst[f"{c}.weight"][:2 * m, m:] = 0
+    dst[f"{c}.bias"][:2 * m] = src[f"{c}.bias"]
+    # entropy parameters: 1x1 convs [context (2M) | hyperprior's scales (M) | means (M)] -> 10M/3 -> 8M/3
+    # -> [scales | means], added to the hyperprior's (ResidualEntropyParameters). The old hidden units
+    # see the old inputs at their new places and nothing else; the new ones keep random inputs and
+    # feed the old hidden units and the outputs through zero weights. The new channels' outputs, the
+    # copied ones' times copy_gain, add to their hyperprior part (already times copy_gain, above), so
+    # their means and scales are the copied channels' times copy_gain in both passes.
+    e = "latent_codec.y.entropy_parameters.net"
+    h1, h2 = 10 * m // 3, 8 * m // 3
+    dst[f"{e}.0.weight"][:h1] = 0
+    for at, to, n in ((0, 0, 2 * m), (2 * m, 2 * M, m), (3 * m, 3 * M, m)):  # context, scales, means
+        dst[f"{e}.0.weight"][:h1, to: to + n] = src[f"{e}.0.weight"][:, at: at + n]
+    dst[f"{e}.0.bias"][:h1] = src[f"{e}.0.bias"]
+    dst[f"{e}.2.weight"][:h2, :h1] = src[f"{e}.2.weight"]
+    dst[f"{e}.2.weight"][:h2, h1:] = 0
+    dst[f"{e}.2.bias"][:h2] = src[f"{e}.2.bias"]
+    _widen_params(src, dst, f"{e}.4", m, M, h2, copy_gain)
 
 
 def main() -> None:
@@ -94,8 +137,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     old = zoo.load_weights(args.weights)
-    if old.registry_name != "hyperprior":
-        raise SystemExit(f"{args.weights}: only hyperprior models can be widened (got {old.registry_name})")
+    if old.registry_name not in ("hyperprior", "hyperprior-checkerboard"):
+        raise SystemExit(f"{args.weights}: only hyperprior models (with or without the checkerboard "
+                         f"context) can be widened (got {old.registry_name})")
     new = widen(old, args.M, args.copy_gain, args.seed)
     stage = {"steps": 0, "recipe": "widen", "note": f"latent channels M {old.M} -> {args.M} "
              f"(scripts/widen_latent.py, copy gain {args.copy_gain:g}, seed {args.seed})"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from plic.models import ELIC, MeanScaleHyperprior
+from plic.models import ELIC, CheckerboardHyperprior, MeanScaleHyperprior
 
 
 def test_hyperprior_forward_shapes_and_per_item_lambda():
@@ -83,3 +83,40 @@ def test_widening_the_latent_keeps_what_the_old_channels_computed():
         # the synthesis ignores the new channels until training gives them weights
         y_hat = torch.cat([y_old.round(), torch.randn_like(y_new[:, 24:])], 1)
         torch.testing.assert_close(new.g_s(y_hat), old.g_s(y_old.round()))
+
+
+def test_widening_a_checkerboard_model_keeps_what_the_old_channels_computed():
+    # the shipped default has the checkerboard context: its context and entropy parameters widen too
+    from conftest import load_script
+
+    torch.manual_seed(2)
+    old = CheckerboardHyperprior(N=32, M=48).eval()
+    torch.nn.init.normal_(old.latent_codec["y"].entropy_parameters.net[-1].weight, std=0.05)  # starts at zero
+    new = load_script("widen_latent").widen(old, 80, copy_gain=0.1).eval()
+    assert new.M == 80
+
+    def run(model, x):
+        """The forward pass, with z and the means and scales of each checkerboard pass (anchors, the rest)."""
+        seen = []
+        hooks = [model.latent_codec["hyper"].h_a.register_forward_hook(lambda m, i, o: seen.append(o)),
+                 model.latent_codec["y"].entropy_parameters.register_forward_hook(lambda m, i, o: seen.append(o))]
+        with torch.no_grad():
+            out = model(x, 0.01)
+        for hook in hooks:
+            hook.remove()
+        return out, seen[0], seen[1:]
+
+    x = torch.rand(1, 3, 64, 64)
+    (out_old, z_old, p_old), (out_new, z_new, p_new) = run(old, x), run(new, x)
+    assert len(p_old) == len(p_new) == 2
+    # the synthesis ignores the new channels, and the old channels are quantized as before
+    torch.testing.assert_close(out_new["x_hat"], out_old["x_hat"])
+    torch.testing.assert_close(out_new["likelihoods"]["y"][:, :48], out_old["likelihoods"]["y"])
+    torch.testing.assert_close(z_new, z_old)
+    torch.testing.assert_close(out_new["likelihoods"]["z"], out_old["likelihoods"]["z"])
+    for a, b in zip(p_old, p_new):  # [scales | means], with and then without the anchors as context
+        torch.testing.assert_close(b[:, :48], a[:, :48])  # scales
+        torch.testing.assert_close(b[:, 80:128], a[:, 48:])  # means
+        # the copies' scales and means are the copied channels', scaled alike
+        torch.testing.assert_close(b[:, 48:80], 0.1 * a[:, :32])
+        torch.testing.assert_close(b[:, 128:], 0.1 * a[:, 48:80])
