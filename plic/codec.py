@@ -137,7 +137,7 @@ class Codec:
     # ------------------------------------------------------------------ rate
     @property
     def rungs(self) -> tuple:
-        """The codecs that may code a file: this one (a :class:`plic.ladder.CodecLadder` has two)."""
+        """The codecs that may code a file: this one (a :class:`plic.ladder.CodecLadder` has several)."""
         return (self,)
 
     def pick(self, lmbda: float) -> "Codec":

@@ -1,28 +1,30 @@
-"""Two variable-rate models, each coding the rates it was trained for, as one codec.
+"""Variable-rate models, each coding the rates it was trained for, as one codec.
 
 One small model cannot be best at every rate. A GAN-finetuned codec shows
 this most: finetuned on the whole range, its adversary and its perceptual
 losses settle on a compromise, and finetuned on the low rates alone (lambda
 1e-4..0.003, up to about 0.25 bpp on Kodak) it gains about 6 % LPIPS-Alex and
-DISTS at 0.075 bpp (benchmarks/perceptual/README.md). CompressAI's zoo likewise changes
-weights, and even architecture, along its qualities (bmshj2018: N=128/M=192
-for qualities 1-5, N=192/M=320 for 6-8).
+DISTS at 0.075 bpp (benchmarks/perceptual/README.md). The MSE default shows it
+too: finetuned on the bottom or the middle of its range alone, it gains there
+(projects/ladder). CompressAI's zoo likewise changes weights, and even
+architecture, along its qualities (bmshj2018: N=128/M=192 for qualities 1-5,
+N=192/M=320 for 6-8).
 
-A ladder codes with ``low`` up to lambda ``switch`` and with ``high`` above
-it. Both rungs are trained for the same Lagrangian, so a lambda means the same
-trade-off in either, and ``--quality`` 1..8 maps log-linearly onto the
-ladder's whole range. Each file names its rung's weights (model and
-fingerprint), so any plic decoder decodes it with the shipped weights it
-holds; nothing in the bitstream is specific to the ladder. ``plic.zoo.LOW_RATE``
-names the shipped ladders; ``projects/ladder`` measures a switch on training
-crops for a pair trained for MSE.
+A ladder's rungs, lowest rate first, each code lambda up to their switch and
+the top rung the rest. All rungs are trained for the same Lagrangian, so a
+lambda means the same trade-off in each, and ``--quality`` 1..8 maps
+log-linearly onto the ladder's whole range. Each file names its rung's weights
+(model and fingerprint), so any plic decoder decodes it with the shipped
+weights it holds; nothing in the bitstream is specific to the ladder.
+``plic.zoo.LADDERS`` names the shipped ladders; ``projects/ladder`` measures a
+switch on training crops for rungs trained for MSE.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,36 +38,53 @@ from plic.models.base import check_lambda_range, quality_to_lambda
 
 
 class CodecLadder:
-    """``low`` for lambda <= ``switch``, ``high`` above; quality 1..8 spans both ranges."""
+    """Rungs, lowest rate first, each coding lambda up to its switch (the last one, the rest);
+    quality 1..8 spans the whole ladder's range."""
 
-    def __init__(self, low: Codec, high: Codec, switch: float):
-        if not (low.model.variable_rate and high.model.variable_rate):
-            raise ValueError("a ladder needs two variable-rate models")
-        if not high.model.lambda_min <= switch <= low.model.lambda_max:
-            raise ValueError(f"switch {switch:g} must lie where both models' lambda ranges overlap")
-        if low.model.lambda_min > high.model.lambda_min or low.model.lambda_max > high.model.lambda_max:
-            raise ValueError("the low rung's lambda range must start and end at or below the high rung's")
-        self.low, self.high, self.switch = low, high, float(np.float32(switch))
-        self.rungs = (low, high)
+    def __init__(self, rungs: Sequence[Codec], switches: Sequence[float]):
+        rungs, switches = tuple(rungs), tuple(float(s) for s in switches)
+        if len(rungs) < 2 or len(switches) != len(rungs) - 1:
+            raise ValueError(f"a ladder needs two rungs or more and one switch fewer "
+                             f"(got {len(rungs)} rungs, {len(switches)} switches)")
+        if not all(r.model.variable_rate for r in rungs):
+            raise ValueError("a ladder's rungs must be variable-rate models")
+        lo, hi = rungs[0].model.lambda_min, rungs[-1].model.lambda_max
+        if not (lo < switches[0] and all(a < b for a, b in zip(switches, switches[1:])) and switches[-1] < hi):
+            raise ValueError(f"the switches ({', '.join(f'{s:g}' for s in switches)}) must rise strictly "
+                             f"inside the ladder's range ({lo:g} .. {hi:g})")
+        # the ladder spans the first rung's bottom to the last rung's top: no rung may reach outside it, and
+        # rungs in order of their tops (a middle rung may start higher: it trained on its own part only)
+        if any(r.model.lambda_min < lo for r in rungs) or any(
+                a.model.lambda_max > b.model.lambda_max for a, b in zip(rungs, rungs[1:])):
+            raise ValueError("each rung's lambda range must end at or below the next rung's, and none start "
+                             "below the first rung's")
+        for lower, upper, switch in zip(rungs, rungs[1:], switches):
+            if not upper.model.lambda_min <= switch <= lower.model.lambda_max:
+                raise ValueError(f"switch {switch:g} must lie where both its rungs' lambda ranges overlap")
+        self.rungs = rungs
+        self.switches = tuple(float(np.float32(s)) for s in switches)  # as a header stores lambda
         # what callers read from a codec (whether it is variable-rate, its device) they read from the
-        # low rung; what differs between rungs (refinability, weights) they ask of each one (``rungs``)
-        self.model, self.name, self.device = low.model, low.name, low.device
+        # lowest rung; what differs between rungs (refinability, weights) they ask of each one (``rungs``)
+        self.model, self.name, self.device = rungs[0].model, rungs[0].name, rungs[0].device
         self.label: Optional[str] = None  # the shipped name, when loaded by name
 
     @property
     def lambda_range(self) -> tuple[float, float]:
-        return self.low.model.lambda_min, self.high.model.lambda_max
+        return self.rungs[0].model.lambda_min, self.rungs[-1].model.lambda_max
 
     def pick(self, lmbda: float) -> Codec:
         """The rung that codes at ``lmbda``."""
-        return self.low if lmbda <= self.switch else self.high
+        for rung, switch in zip(self.rungs, self.switches):
+            if lmbda <= switch:
+                return rung
+        return self.rungs[-1]
 
     def for_file(self, f: PlicFile) -> Codec:
-        """The rung whose weights wrote ``f`` (the low one, whose check_header explains a mismatch, if neither)."""
+        """The rung whose weights wrote ``f`` (the lowest, whose check_header explains a mismatch, if none)."""
         for codec in self.rungs:
             if f.header.model == codec.name and f.header.fingerprint == codec.model.fingerprint:
                 return codec
-        return self.low
+        return self.rungs[0]
 
     def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
         if quality is not None and lmbda is not None:
@@ -85,31 +104,49 @@ class CodecLadder:
         lam = self.resolve_lambda(quality, lmbda)
         return self.pick(lam).encode(img, lmbda=lam)
 
-    def _low_at_switch(self, img: PlanarImage) -> tuple[torch.Tensor, PlicFile]:
-        """The low rung's analysis of ``img`` and its file at the switch (the analysis is reused)."""
-        y = self.low.analysis(img)
-        return y, self.low.encode_planes(img, self.switch, y)
+    def _search(self, img: PlanarImage, reached: Callable[[Codec, PlicFile], bool],
+                search: Callable[[Codec, Optional[torch.Tensor]], EncodeResult]) -> EncodeResult:
+        """``search`` on the lowest rung whose file at its switch ``reached`` the target, else on the top rung.
 
-    def encode_to_bpp(self, img: PlanarImage, bpp: float, **kw) -> EncodeResult:
-        """The low rung's search if its file at the switch is at least ``bpp``, else the high rung's.
-
-        The high rung searches its whole range, so a target just above the low rung's file at the
-        switch may be coded by the high rung below the switch: its file still names its weights.
+        Each rung's analysis of ``img`` is computed once and reused by its search. A target between a
+        rung's file at its switch and the next rung's lowest rate (rungs that code the same lambda at
+        different rates leave such a gap) is out of the upper rung's reach: the rung below meets it
+        above its switch, where its range goes on.
         """
         t0 = time.perf_counter()
-        y, at_switch = self._low_at_switch(img)
-        if bpp <= 8 * len(bitstream.pack(at_switch)) / (img.height * img.width):
-            return _with_probe(self.low.encode_to_bpp(img, bpp, y=y, **kw), t0)
-        return _with_probe(self.high.encode_to_bpp(img, bpp, **kw), t0)
+        below = None  # the rung under the one searched, with its analysis
+        for rung, switch in zip(self.rungs, self.switches):
+            y = rung.analysis(img)
+            if reached(rung, rung.encode_planes(img, switch, y)):
+                break
+            below = (rung, y)
+        else:
+            rung, y = self.rungs[-1], None
+        try:
+            result = search(rung, y)
+        except PlicError as exc:
+            if below is None:
+                raise
+            try:
+                result = search(*below)
+            except PlicError:
+                raise exc from None  # beyond both: the upper rung's reach is the one to report
+        return dataclasses.replace(result, seconds=time.perf_counter() - t0)  # the probes are part of the encode
+
+    def encode_to_bpp(self, img: PlanarImage, bpp: float, **kw) -> EncodeResult:
+        """The search of the lowest rung whose file at its switch is at least ``bpp``; else the top rung's.
+
+        A rung searches its whole range, so a target just above the lower rung's file at their switch
+        may be coded by the upper rung below the switch: its file still names its weights.
+        """
+        pixels = img.height * img.width
+        return self._search(img, lambda r, f: bpp <= 8 * len(bitstream.pack(f)) / pixels,
+                            lambda r, y: r.encode_to_bpp(img, bpp, y=y, **kw))
 
     def encode_to_psnr(self, img: PlanarImage, target: float, **kw) -> EncodeResult:
-        """As :meth:`encode_to_bpp`, on the PSNR of the low rung's file at the switch."""
-        t0 = time.perf_counter()
-        y, at_switch = self._low_at_switch(img)
-        rec = quantize_rgb(self.low.decode_file(at_switch)).cpu()
-        if target <= psnr(rec, img.rgb):
-            return _with_probe(self.low.encode_to_psnr(img, target, y=y, **kw), t0)
-        return _with_probe(self.high.encode_to_psnr(img, target, **kw), t0)
+        """As :meth:`encode_to_bpp`, on the PSNR of each rung's file at its switch."""
+        return self._search(img, lambda r, f: target <= psnr(quantize_rgb(r.decode_file(f)).cpu(), img.rgb),
+                            lambda r, y: r.encode_to_psnr(img, target, y=y, **kw))
 
     def decode_file(self, f: PlicFile):
         return self.for_file(f).decode_file(f)
@@ -118,14 +155,9 @@ class CodecLadder:
         return self.for_file(bitstream.parse(data)).decode(data)
 
 
-def _with_probe(result: EncodeResult, t0: float) -> EncodeResult:
-    """``result`` timed from ``t0``: the probe at the switch is part of the encode."""
-    return dataclasses.replace(result, seconds=time.perf_counter() - t0)
-
-
 def shipped_codec(name: str, device: str = "cpu", exact: bool = True, ladder: bool = True) -> Codec | CodecLadder:
     """A shipped model by name (``plic.zoo.PRETRAINED``) as a codec labelled with that name: a ladder
-    where ``plic.zoo.LOW_RATE`` gives it a low-rate rung, unless ``ladder`` is False (a decoder that
+    where ``plic.zoo.LADDERS`` gives it rungs below, unless ``ladder`` is False (a decoder that
     knows which rung wrote its file needs only that one)."""
     from plic import zoo
 
@@ -134,10 +166,10 @@ def shipped_codec(name: str, device: str = "cpu", exact: bool = True, ladder: bo
         codec.label = shipped
         return codec
 
-    high = rung(name)
-    if name not in zoo.LOW_RATE or not ladder:
-        return high
-    low_name, switch = zoo.LOW_RATE[name]
-    ladder = CodecLadder(rung(low_name), high, switch)
+    top = rung(name)
+    if name not in zoo.LADDERS or not ladder:
+        return top
+    below = zoo.LADDERS[name]
+    ladder = CodecLadder([*(rung(n) for n, _ in below), top], [switch for _, switch in below])
     ladder.label = name
     return ladder

@@ -39,12 +39,12 @@ PRETRAINED: Dict[str, str] = {
 DEFAULT_MODEL = "hyperprior"
 #: model -> its perceptual variant (``plic compress --perceptual``)
 PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
-#: shipped name -> (its low-rate rung, the switch lambda): the name codes as a
-#: :class:`plic.ladder.CodecLadder`, with the rung up to the switch and its own weights above
-#: (switches measured on training crops: projects/ladder for the MSE pair, benchmarks/perceptual/ladder for the other)
-LOW_RATE: Dict[str, Tuple[str, float]] = {
-    "hyperprior": ("hyperprior-low", 0.0077654),
-    "hyperprior-perceptual": ("hyperprior-perceptual-low", 0.003),
+#: shipped name -> the rungs below it, lowest rate first, each with the lambda up to which it codes:
+#: the name codes as a :class:`plic.ladder.CodecLadder` with its own weights above the last switch
+#: (switches measured on training crops: projects/ladder for the MSE rungs, benchmarks/perceptual/ladder for the other)
+LADDERS: Dict[str, Tuple[Tuple[str, float], ...]] = {
+    "hyperprior": (("hyperprior-low", 0.0077654),),
+    "hyperprior-perceptual": (("hyperprior-perceptual-low", 0.003),),
 }
 
 _CACHE: Dict[str, "torch.nn.Module"] = {}

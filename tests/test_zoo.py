@@ -84,29 +84,32 @@ def test_shipped_weights_stay_under_40_mb_and_perceptual_variants_decode_like_th
         assert all(s["recipe_args"].get("train_only") == "latent_codec" for s in training["stages"][last + 1:])
 
 
-def test_shipped_ladders_pair_rungs_of_one_architecture_that_meet_at_the_switch():
+def test_shipped_ladders_chain_rungs_of_one_architecture_that_meet_at_their_switches():
     from plic.ladder import CodecLadder, shipped_codec
 
     # each rung trained for its ladder's objective: the perceptual pair finetuned by PO-ELIC, the default's for MSE
     objective = {"hyperprior": "rd", "hyperprior-perceptual": "po-elic"}
-    assert {name: low for name, (low, _) in zoo.LOW_RATE.items()} == {
-        "hyperprior": "hyperprior-low", "hyperprior-perceptual": "hyperprior-perceptual-low"}
-    for name, (low_name, switch) in zoo.LOW_RATE.items():
-        low, high = zoo.load_model(low_name), zoo.load_model(name)
-        assert low.registry_name == high.registry_name and low.post_filter is None  # decodes at the same speed
-        assert high.lambda_min <= switch <= low.lambda_max and low.lambda_ref == high.lambda_ref
+    assert set(zoo.LADDERS) == set(objective) and zoo.LADDERS["hyperprior"][0][0] == "hyperprior-low"
+    assert zoo.LADDERS["hyperprior-perceptual"] == (("hyperprior-perceptual-low", pytest.approx(0.003)),)
+    for name, below in zoo.LADDERS.items():
+        top = zoo.load_model(name)
+        rungs = [zoo.load_model(n) for n, _ in below]
+        for rung, (rung_name, switch), upper in zip(rungs, below, [*rungs[1:], top]):
+            assert rung.registry_name == top.registry_name and rung.post_filter is None  # decodes at the same speed
+            assert upper.lambda_min <= switch <= rung.lambda_max and rung.lambda_ref == top.lambda_ref
+            stages = json.loads(zoo.read_metadata(zoo.shipped_path(rung_name))["plic_training"])["stages"]
+            recipes = [s.get("recipe") for s in stages]
+            assert objective[name] in recipes and (name == "hyperprior-perceptual" or "po-elic" not in recipes)
+            # the rung's last stage trained its own range only (what makes it better there than the model above)
+            assert stages[-1]["lambda_range"] == [rung.lambda_min, rung.lambda_max]
+            assert rung.lambda_max < top.lambda_max
         ladder = shipped_codec(name)
-        assert isinstance(ladder, CodecLadder) and ladder.lambda_range == (low.lambda_min, high.lambda_max)
-        # --quality 1..8 over both rungs: for --perceptual the range the single model had, 1e-4..0.03
-        assert ladder.resolve_lambda(quality=1) == pytest.approx(low.lambda_min, rel=1e-6)
-        assert ladder.resolve_lambda(quality=8) == pytest.approx(high.lambda_max, rel=1e-6)
-        assert ladder.pick(ladder.resolve_lambda(quality=1)) is ladder.low
-        assert shipped_codec(name, ladder=False).model.fingerprint == high.fingerprint  # one rung, for a decoder
-        stages = json.loads(zoo.read_metadata(zoo.shipped_path(low_name))["plic_training"])["stages"]
-        recipes = [s.get("recipe") for s in stages]
-        assert objective[name] in recipes and (name == "hyperprior-perceptual" or "po-elic" not in recipes)
-        # the rung's last stage trained its own range only (what makes it better there than the model above)
-        assert stages[-1]["lambda_range"] == [low.lambda_min, low.lambda_max] and low.lambda_max < high.lambda_max
+        assert isinstance(ladder, CodecLadder) and ladder.lambda_range == (rungs[0].lambda_min, top.lambda_max)
+        # --quality 1..8 over the whole ladder: for --perceptual the range the single model had, 1e-4..0.03
+        assert ladder.resolve_lambda(quality=1) == pytest.approx(rungs[0].lambda_min, rel=1e-6)
+        assert ladder.resolve_lambda(quality=8) == pytest.approx(top.lambda_max, rel=1e-6)
+        assert ladder.pick(ladder.resolve_lambda(quality=1)) is ladder.rungs[0]
+        assert shipped_codec(name, ladder=False).model.fingerprint == top.fingerprint  # one rung, for a decoder
 
 
 def test_compressai_is_the_same_package_without_its_heavy_init():

@@ -20,7 +20,7 @@ from plic.ladder import CodecLadder, shipped_codec
 
 @functools.lru_cache(maxsize=4)
 def _load_codec(spec: str, device: str) -> Codec | CodecLadder:
-    if spec in zoo.PRETRAINED:  # a shipped name codes as plic compress does, with its low-rate rung if it has one
+    if spec in zoo.PRETRAINED:  # a shipped name codes as plic compress does, with its rungs below if it has some
         return shipped_codec(spec, device)
     return Codec(zoo.load_model(spec, device=device), device=device)
 
@@ -64,9 +64,9 @@ class LearnedCodec(ClassicalCodec):
 
     def version(self) -> str:
         c = self.codec
-        if isinstance(c, CodecLadder):  # new weights on either rung make new points
-            return (f"plic {self.spec} (weights {c.low.model.fingerprint.hex()[:16]} up to lambda {c.switch:g}, "
-                    f"{c.high.model.fingerprint.hex()[:16]} above)")
+        if isinstance(c, CodecLadder):  # new weights on any rung, or a new switch, make new points
+            rungs = [f"{r.model.fingerprint.hex()[:16]} up to lambda {s:g}" for r, s in zip(c.rungs, c.switches)]
+            return f"plic {self.spec} (weights {', '.join(rungs)}, {c.rungs[-1].model.fingerprint.hex()[:16]} above)"
         return f"plic {self.spec} (weights {c.model.fingerprint.hex()[:16]})"
 
 

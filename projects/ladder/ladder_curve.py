@@ -1,20 +1,19 @@
-"""A ladder's Kodak curve, composed from a ``plic eval`` folder that holds both rungs' quality sweeps.
+"""A ladder's Kodak curve, composed from a ``plic eval`` folder that holds every rung's quality sweep.
 
-    python projects/ladder/ladder_curve.py runs/eval --low plic:runs/low_mse2.safetensors \
-        --high plic:plic/weights/hyperprior-mse-vr.safetensors --switch 0.0077654 \
-        --against hevc --against webp --out projects/ladder/results/low_mse2
+    python projects/ladder/ladder_curve.py runs/eval --low plic:runs/low_mse3.safetensors \
+        --mid plic:runs/mid_mse2.safetensors --high plic:plic/weights/hyperprior-mse-vr.safetensors \
+        --switch 0.006 --switch 0.03 --against hevc --against webp --out projects/ladder/results/three
 
-A ladder codes with its low rung up to lambda ``switch`` and with the high rung
-above (:class:`plic.ladder.CodecLadder`), and a rung's file is the same file
-whichever ladder wrote it. So the ladder's points are the low rung's swept
-points at lambdas up to the switch and the high rung's above it: real files,
-coded once, with no need to register the candidate as a shipped model first.
-BD-rates are against the high rung (the model the ladder would replace), or against each
-``--against`` codec of the folder (the classical codecs, say), on every metric all of them hold, as
-``plic eval``'s summary computes them (mean points, Pareto front, PCHIP); each point's lead at equal
-rate is read off each of those codecs' curves (PCHIP over log-bpp).
+A ladder codes with each rung up to its lambda ``--switch`` (one per rung below the top, rising) and
+with the top rung above the last (:class:`plic.ladder.CodecLadder`), and a rung's file is the same
+file whichever ladder wrote it. So the ladder's points are each rung's swept points at lambdas
+between the switch below it and its own: real files, coded once, with no need to register the
+candidate as a shipped model first. BD-rates are against the top rung (the model the ladder would
+replace), or against each ``--against`` codec of the folder (the classical codecs, say), on every
+metric all of them hold, as ``plic eval``'s summary computes them (mean points, Pareto front, PCHIP);
+each point's lead at equal rate is read off each of those codecs' curves (PCHIP over log-bpp).
 
-A rung is one model: a weight file, or a shipped name without a low-rate rung. ``plic:hyperprior``
+A rung is one model: a weight file, or a shipped name that is not a ladder. ``plic:hyperprior``
 codes as a ladder since the default got its low-rate rung, so the default model alone is
 ``plic:plic/weights/hyperprior-mse-vr.safetensors``.
 """
@@ -43,29 +42,42 @@ def curves_of(folder: Path) -> dict:
     return collect(folder)["curves"]
 
 
-def compose(curves: dict, low: str, high: str, switch: float) -> dict:
-    """The ladder's swept points: ``low``'s at lambdas up to ``switch``, ``high``'s above.
+def rung_labels(count: int) -> list[str]:
+    """How the report names each rung's points: low, mid (mid1, mid2, ... if several), high."""
+    mids = ["mid"] if count == 3 else [f"mid{i}" for i in range(1, count - 1)]
+    return ["low", *mids, "high"]
+
+
+def compose(curves: dict, rungs: list[str], switches: list[float]) -> dict:
+    """The ladder's swept points: each rung's at lambdas above the switch below it and up to its own
+    (the first rung's from its bottom, the last one's to its top).
 
     Each quality maps to a lambda as ``plic eval`` coded it (a shipped ladder name over its whole range).
     """
+    if len(switches) != len(rungs) - 1 or len(rungs) < 2:
+        raise PlicError(f"{len(rungs)} rungs need {len(rungs) - 1} --switch, not {len(switches)}")
+    if any(a >= b for a, b in zip(switches, switches[1:])):
+        raise PlicError(f"the switches must rise: {', '.join(f'{s:g}' for s in switches)}")
     rows = {}
-    for name, below in ((low, True), (high, False)):
+    bounds = [0.0, *switches, float("inf")]
+    for i, (name, label) in enumerate(zip(rungs, rung_labels(len(rungs)))):
         codec = make_codec(name).codec
         if isinstance(codec, CodecLadder):
-            raise PlicError(f"{name} codes as a ladder of two models, not one rung: name its model's weight file "
-                            f"(plic:<file>.safetensors) and evaluate that")
-        if below and not (codec.model.lambda_min <= switch <= codec.model.lambda_max):
-            raise PlicError(f"--switch {switch:g} is outside the low rung's range "
-                            f"({codec.model.lambda_min:g} .. {codec.model.lambda_max:g})")
-        for key, row in curves[name].items():
-            if row.get("target_bpp") is not None:
-                continue  # the sweep only: target points are not a rung's setting
+            raise PlicError(f"{name} codes as a ladder of several models, not one rung: name its model's weight "
+                            f"file (plic:<file>.safetensors) and evaluate that")
+        lo, hi = bounds[i], bounds[i + 1]
+        m = codec.model
+        # the lambdas this rung codes must lie in its range (the top rung's above the last switch are capped by it)
+        if (i > 0 and lo < m.lambda_min * (1 - 1e-6)) or (hi != float("inf") and hi > m.lambda_max * (1 + 1e-6)):
+            raise PlicError(f"--switch {lo if i > 0 and lo < m.lambda_min else hi:g} is outside the {label} rung's "
+                            f"range ({m.lambda_min:g} .. {m.lambda_max:g})")
+        for key, row in _swept(curves[name]).items():
             lmbda = codec.resolve_lambda(quality=row["knob_value"])
             # 1e-6: both lambdas are float32 in a header, as CodecLadder.pick compares them
-            if (lmbda <= switch * (1 + 1e-6)) == below:
-                rows[f"{'low' if below else 'high'} {key}"] = {**row, "lambda": lmbda}
-        if sum(k.startswith("low" if below else "high") for k in rows) < 2:
-            raise PlicError(f"fewer than two swept points of {name} on its side of --switch {switch:g}")
+            if lo * (1 + 1e-6) < lmbda <= hi * (1 + 1e-6):
+                rows[f"{label} {key}"] = {**row, "lambda": lmbda}
+        if sum(k.startswith(f"{label} ") for k in rows) < 2:
+            raise PlicError(f"fewer than two swept points of {name} on its side of the switches")
     return rows
 
 
@@ -73,11 +85,11 @@ def _swept(rows: dict) -> dict:
     return {k: v for k, v in rows.items() if v.get("target_bpp") is None}
 
 
-def report(curves: dict, low: str, high: str, switch: float, command: str, against=()) -> dict:
+def report(curves: dict, rungs: list[str], switches: list[float], command: str, against=()) -> dict:
     """The ladder's points, with BD-rates and leads at equal rate against each codec of ``against``
-    (default: the high rung alone)."""
-    rows = compose(curves, low, high, switch)
-    against = list(against) or [high]
+    (default: the top rung alone)."""
+    rows = compose(curves, rungs, switches)
+    against = list(against) or [rungs[-1]]
     metrics = [m for m in METRICS if all(m in r for r in rows.values())
                and all(m in r for a in against for r in _swept(curves[a]).values())]
     # each reference curve once: the BD-rates and every point's lead read the same one
@@ -103,15 +115,16 @@ def report(curves: dict, low: str, high: str, switch: float, command: str, again
         points.append({"point": name, "lambda": r["lambda"], "bpp": r["bpp"], **{m: r[m] for m in metrics},
                        "better_at_equal_rate": better})
     images = sorted({r["n"] for r in rows.values()})
-    return {"command": command, "low": low, "high": high, "switch": switch, "against": against, "images": images,
+    return {"command": command, "rungs": rungs, "switches": switches, "against": against, "images": images,
             "bd_rate": bd, "points": points}
 
 
 def markdown(rep: dict) -> str:
     first = rep["against"][0]
     metrics = list(rep["bd_rate"][first])
-    name = lambda a: "the high rung alone" if a == rep["high"] else f"`{a}`"  # noqa: E731
-    lines = [f"# Ladder: `{rep['low']}` up to lambda {rep['switch']:g}, `{rep['high']}` above", "",
+    name = lambda a: "the top rung alone" if a == rep["rungs"][-1] else f"`{a}`"  # noqa: E731
+    steps = [f"`{r}` up to lambda {s:g}" for r, s in zip(rep["rungs"], rep["switches"])]
+    lines = [f"# Ladder: {', '.join(steps)}, `{rep['rungs'][-1]}` above", "",
              f"Made by `{rep['command']}` from real files ({'/'.join(map(str, rep['images']))} images per point).", "",
              "BD-rate (%; negative: fewer bits at equal quality):", "",
              "| against | " + " | ".join(metrics) + " |", "|" + "---|" * (1 + len(metrics))]
@@ -132,20 +145,24 @@ def markdown(rep: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", type=Path, help="a plic eval --out folder with both codecs swept")
+    ap.add_argument("folder", type=Path, help="a plic eval --out folder with every rung swept")
     ap.add_argument("--low", required=True, help="the low rung's codec name in the folder (plic:<file or name>)")
-    ap.add_argument("--high", required=True, help="the high rung's codec name (the model the ladder replaces)")
-    ap.add_argument("--switch", type=float, required=True, help="lambda up to which the low rung codes")
+    ap.add_argument("--mid", action="append", default=[],
+                    help="a middle rung's codec name (repeatable, in rising order of rate)")
+    ap.add_argument("--high", required=True, help="the top rung's codec name (the model the ladder replaces)")
+    ap.add_argument("--switch", type=float, action="append", required=True,
+                    help="lambda up to which a rung codes (one per rung below the top, in rising order)")
     ap.add_argument("--against", action="append", default=[],
                     help="a codec in the folder to compare with (repeatable; default: --high alone)")
     ap.add_argument("--out", type=Path, required=True, help="report path without suffix (.json and .md)")
     args = ap.parse_args()
     try:
         curves = curves_of(args.folder)
-        missing = [c for c in (args.low, args.high, *args.against) if c not in curves]
+        rungs = [args.low, *args.mid, args.high]
+        missing = [c for c in (*rungs, *args.against) if c not in curves]
         if missing:
             raise PlicError(f"not in {args.folder}: {', '.join(missing)} (there: {', '.join(curves)})")
-        rep = report(curves, args.low, args.high, args.switch, shlex.join(["python", *sys.argv]), args.against)
+        rep = report(curves, rungs, args.switch, shlex.join(["python", *sys.argv]), args.against)
     except PlicError as exc:
         sys.exit(f"ladder_curve: {exc}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,12 +28,13 @@ def ladder(tmp_path_factory, save_rate_following_model):
 
     low = _model(folder / "low.safetensors", 1, lambda_min=0.0018, lambda_max=0.0932)
     high = _model(folder / "high.safetensors", 5, levels=3, lambda_min=0.01, lambda_max=0.5)
-    return CodecLadder(low, high, switch=0.03)
+    return CodecLadder((low, high), (0.03,))
 
 
 def test_each_lambda_is_coded_by_its_rung_and_decoded_by_the_same(ladder, sample_image):
     img = read_image(sample_image)
-    for lam, rung in ((0.002, ladder.low), (0.03, ladder.low), (0.031, ladder.high), (0.5, ladder.high)):
+    low, high = ladder.rungs
+    for lam, rung in ((0.002, low), (0.03, low), (0.031, high), (0.5, high)):
         data = ladder.encode(img, lmbda=lam).data
         f = bitstream.parse(data)
         assert f.header.fingerprint == rung.model.fingerprint
@@ -43,7 +44,7 @@ def test_each_lambda_is_coded_by_its_rung_and_decoded_by_the_same(ladder, sample
     # quality spans the ladder's whole range: 8 is the partner's lambda_max, 1 the low model's lambda_min
     assert ladder.resolve_lambda(quality=8) == pytest.approx(0.5, rel=1e-6)
     assert ladder.resolve_lambda(quality=1) == pytest.approx(0.0018, rel=1e-6)
-    assert ladder.pick(ladder.resolve_lambda(quality=1)) is ladder.low
+    assert ladder.pick(ladder.resolve_lambda(quality=1)) is low
 
 
 def test_lambdas_outside_both_ranges_are_refused(ladder, sample_image):
@@ -53,36 +54,40 @@ def test_lambdas_outside_both_ranges_are_refused(ladder, sample_image):
         with pytest.raises(PlicError, match=r"outside this model's range \[0.0018, 0.5\]"):
             ladder.encode(img, lmbda=lam)
     with pytest.raises(ValueError, match="overlap"):
-        CodecLadder(ladder.low, ladder.high, switch=0.2)
+        CodecLadder(ladder.rungs, (0.2,))
 
 
 def test_rate_targets_search_the_rung_that_reaches_them(ladder, sample_image):
     img = read_image(sample_image)
-    at_switch = ladder.low.encode(img, lmbda=ladder.switch).bpp
+    (low, high), (switch,) = ladder.rungs, ladder.switches
+    at_switch = low.encode(img, lmbda=switch).bpp
     assert 0.1 < at_switch < 3  # the rate follows lambda: the targets below are real searches
-    for target, rung in ((at_switch * 0.5, ladder.low), (ladder.high.encode(img, lmbda=0.2).bpp, ladder.high)):
+    for target, rung in ((at_switch * 0.5, low), (high.encode(img, lmbda=0.2).bpp, high)):
         enc = ladder.encode_to_bpp(img, target)
         f = bitstream.parse(enc.data)
         assert f.header.fingerprint == rung.model.fingerprint
         assert enc.bpp == pytest.approx(target, rel=0.01)
 
 
-def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path):
-    """ladder_curve.py composes the ladder from both rungs' swept points: the low rung's at lambdas up to the
-    switch, the high rung's above; a low rung better at equal rate shows as a negative BD-rate."""
+def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
+    """ladder_curve.py composes the ladder from its rungs' swept points: the low rung's at lambdas up to the
+    switch, the high rung's above (a middle rung's between its two); a rung better at equal rate shows as a
+    negative BD-rate."""
     import json
     import subprocess
     import sys
 
     from plic.models import MeanScaleHyperprior
 
-    tiny_model_path = tmp_path / "low.safetensors"
+    tiny_model_path, mid_path = tmp_path / "low.safetensors", tmp_path / "mid.safetensors"
     zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0018, lambda_max=0.0932), tiny_model_path)
-    low_model = zoo.load_model(str(tiny_model_path))
+    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.005, lambda_max=0.05), mid_path)
+    low_model, mid_model = zoo.load_model(str(tiny_model_path)), zoo.load_model(str(mid_path))
     high_model = zoo.load_model("hyperprior")
     high = f"plic:{zoo.shipped_path('hyperprior')}"  # the default model alone: plic:hyperprior is a ladder
     switch = low_model.quality_to_lambda(5)
     for codec, model, psnr_bonus in ((f"plic:{tiny_model_path}", low_model, 0.5), (high, high_model, 0.0),
+                                     (f"plic:{mid_path}", mid_model, 0.3),
                                      ("plic:hyperprior", high_model, 0.0)):  # as if a ladder's sweep
         for q in range(1, 9):
             lam = model.quality_to_lambda(q)
@@ -121,9 +126,25 @@ def test_a_ladders_curve_takes_each_rung_on_its_own_side_of_the_switch(tmp_path)
     on_low = [p["better_at_equal_rate"][f"plic:{tiny_model_path}"] for p in both["points"] if p["point"].startswith("low")]
     assert any(on_low) and all(abs(g["psnr"]) < 1e-6 for g in on_low if g)
     table = out.with_suffix(".md").read_text()
-    assert "| the high rung alone |" in table and f"| `plic:{tiny_model_path}` |" in table
+    assert "| the top rung alone |" in table and f"| `plic:{tiny_model_path}` |" in table
     r = run(switch, "--against", "jpeg")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "not in" in r.stderr
     # a shipped name with a low-rate rung codes as a ladder: not one rung
     r = run(switch, high="plic:hyperprior")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "codes as a ladder" in r.stderr
+    # three rungs: the middle one between the two switches, 0.3 dB above the top rung's curve there
+    low_switch = low_model.quality_to_lambda(3)
+    r = subprocess.run([sys.executable, str(Path(__file__).with_name("ladder_curve.py")), str(tmp_path / "eval"),
+                        "--low", f"plic:{tiny_model_path}", "--mid", f"plic:{mid_path}", "--high", high,
+                        "--switch", str(low_switch), "--switch", "0.04", "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    three = json.loads(out.with_suffix(".json").read_text())
+    spans = {"low": (0, low_switch), "mid": (low_switch, 0.04), "high": (0.04, 1)}
+    for label, (lo, hi) in spans.items():
+        mine = [p for p in three["points"] if p["point"].split()[0] == label]
+        assert len(mine) == {"low": 3, "mid": 6, "high": 3}[label]
+        assert all(lo * (1 + 1e-6) < p["lambda"] <= hi * (1 + 1e-6) for p in mine)
+    lead = [p["better_at_equal_rate"][high].get("psnr") for p in three["points"] if p["point"].startswith("mid")]
+    assert all(v is None or 0.2 < v < 0.4 for v in lead) and any(v is not None for v in lead)
+    assert three["rungs"] == [f"plic:{tiny_model_path}", f"plic:{mid_path}", high]
+    assert "up to lambda 0.04, `" + high + "` above" in out.with_suffix(".md").read_text()

@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    low_name, switch = zoo.LOW_RATE["hyperprior-perceptual"]
+    ((low_name, switch),) = zoo.LADDERS["hyperprior-perceptual"]
     rungs = {low_name: Codec(zoo.load_model(low_name), exact=False),
              "hyperprior-perceptual": Codec(zoo.load_model("hyperprior-perceptual"), exact=False)}
     metrics = {m: distortion_fn(m) for m in ("lpips-alex", "dists")}
