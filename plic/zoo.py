@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 PRETRAINED: Dict[str, str] = {
     "hyperprior": "hyperprior-mse-vr.safetensors",
     "hyperprior-low": "hyperprior-mse-low-vr.safetensors",
+    "hyperprior-mid": "hyperprior-mse-mid-vr.safetensors",
     "hyperprior-perceptual": "hyperprior-perceptual-vr.safetensors",
     "hyperprior-perceptual-low": "hyperprior-perceptual-low-vr.safetensors",
 }
@@ -43,7 +44,7 @@ PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 #: the name codes as a :class:`plic.ladder.CodecLadder` with its own weights above the last switch
 #: (switches measured on training crops: projects/ladder for the MSE rungs, benchmarks/perceptual/ladder for the other)
 LADDERS: Dict[str, Tuple[Tuple[str, float], ...]] = {
-    "hyperprior": (("hyperprior-low", 0.0077654),),
+    "hyperprior": (("hyperprior-low", 0.0054142), ("hyperprior-mid", 0.06)),
     "hyperprior-perceptual": (("hyperprior-perceptual-low", 0.003),),
 }
 

@@ -4,8 +4,8 @@
 
 For every image and target, the lambda of the default (variable-rate) model
 is searched on real file sizes, as ``plic compress --bpp`` does (``--model`` names one model; the
-shipped default codes since 2026-12-07 as a ladder whose low-rate rung, ``hyperprior-low``, searches
-targets below its file at the switch); the
+shipped default codes since 2026-12-07 as a ladder: the lowest rung whose file at its switch reaches
+a target searches it); the
 achieved bpp is 8 * file bytes / pixels. Targets the model cannot reach for an
 image are counted separately, with the reachable range. Writes <out>.json (per
 image) and <out>.md.
