@@ -73,7 +73,8 @@ class CodecLadder:
         return self.rungs[0].model.lambda_min, self.rungs[-1].model.lambda_max
 
     def pick(self, lmbda: float) -> Codec:
-        """The rung that codes at ``lmbda``."""
+        """The rung that codes at ``lmbda`` (compared as a header stores it, in float32, as ``encode`` does)."""
+        lmbda = float(np.float32(lmbda))
         for rung, switch in zip(self.rungs, self.switches):
             if lmbda <= switch:
                 return rung
@@ -130,7 +131,7 @@ class CodecLadder:
             try:
                 result = search(*below)
             except PlicError:
-                raise exc from None  # beyond both: the upper rung's reach is the one to report
+                raise exc from None  # out of both rungs' reach: report the upper rung's
         return dataclasses.replace(result, seconds=time.perf_counter() - t0)  # the probes are part of the encode
 
     def encode_to_bpp(self, img: PlanarImage, bpp: float, **kw) -> EncodeResult:
@@ -170,6 +171,6 @@ def shipped_codec(name: str, device: str = "cpu", exact: bool = True, ladder: bo
     if name not in zoo.LADDERS or not ladder:
         return top
     below = zoo.LADDERS[name]
-    ladder = CodecLadder([*(rung(n) for n, _ in below), top], [switch for _, switch in below])
-    ladder.label = name
-    return ladder
+    codec = CodecLadder([*(rung(n) for n, _ in below), top], [switch for _, switch in below])
+    codec.label = name
+    return codec

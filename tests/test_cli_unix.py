@@ -42,7 +42,7 @@ def test_info_parses_the_header_without_torch(tmp_path, sample_image):
     f = tmp_path / "s.plic"
     assert CliRunner().invoke(main, ["compress", str(sample_image), "-o", str(f), "-q", "2"]).exit_code == 0
     loaded, out = _modules_loaded_by(["info", str(f)], tmp_path)
-    # quality 2 is below the default ladder's switch: its low-rate rung wrote the file
+    # quality 2 is below the default ladder's first switch: its low-rate rung wrote the file
     assert "checksum ok" in out and "(the shipped weights: hyperprior-low)" in out
     assert loaded == "[]", f"plic info imported {loaded}"
 

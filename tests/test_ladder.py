@@ -61,6 +61,8 @@ def test_a_shipped_name_with_rungs_below_codes_as_a_ladder(shipped_ladder, sampl
         f = bitstream.parse(enc.result.data)
         assert enc.codec is rung and f.header.fingerprint == rung.model.fingerprint, rate
         assert ladder.for_file(f) is rung
+    # a lambda given as a plain float picks the rung encode codes with (float32 in the header: 0.02 -> 0.0199999996)
+    assert ladder.pick(0.02) is mid and ladder.pick(0.004) is low
 
 
 def test_bpp_targets_cross_each_seam(shipped_ladder, sample_image):
@@ -94,8 +96,12 @@ def test_a_target_between_one_rung_at_its_switch_and_the_next_rungs_bottom_is_me
     enc = ladder.encode_to_bpp(img, target)
     assert bitstream.parse(enc.data).header.fingerprint == low.model.fingerprint
     assert enc.bpp == pytest.approx(target, rel=0.01)
-    with pytest.raises(PlicError, match="out of this model's reach.*nearest"):  # beyond the top: the top's reach
-        ladder.encode_to_bpp(img, high.encode(img, lmbda=0.0932).bpp * 2)
+    beyond = high.encode(img, lmbda=0.0932).bpp * 2
+    with pytest.raises(PlicError) as direct:
+        high.encode_to_bpp(img, beyond)
+    with pytest.raises(PlicError) as via_ladder:  # out of both rungs' reach: the upper rung's reach is reported
+        ladder.encode_to_bpp(img, beyond)
+    assert str(via_ladder.value) == str(direct.value)
 
 
 def test_the_cli_codes_with_each_rung_and_decodes_without_being_told_which(shipped_ladder, sample_image, tmp_path,

@@ -1,5 +1,5 @@
-"""Kodak rate-distortion of plic's default model (alone: without the low-rate rung ``plic compress`` codes
-the low qualities with since 2026-12-07; ``plic eval`` measures the codec as shipped) next to JPEG and WebP.
+"""Kodak rate-distortion of plic's default model (alone: without the rungs ``plic compress`` codes the
+low and middle qualities with since 2026-12-07; ``plic eval`` measures the codec as shipped) next to JPEG and WebP.
 
     python benchmarks/rd/kodak_rd.py --data ../shared/datasets/kodak --out benchmarks/rd/kodak_rd
 

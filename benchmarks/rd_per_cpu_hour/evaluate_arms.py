@@ -6,7 +6,7 @@
 
 Each arm is NAME WEIGHTS RUN_FOLDER (its log gives the steps and the wall-clock time spent).
 A fixed-rate arm codes every Kodak image at its lambda; a variable-rate one at each ``--lambdas``.
-The reference (the shipped default model alone, ``plic:hyperprior`` without its low-rate rung, as in
+The reference (the shipped default model alone, ``plic:hyperprior`` without the rungs below it, as in
 every arm table here) codes at the same lambdas. For each arm:
 mean bpp (file bytes), PSNR and MS-SSIM, and the rate it needs against the reference at equal
 quality: BD-rates (PSNR and MS-SSIM) over the range both curves cover when the arm has a curve, and
@@ -139,7 +139,7 @@ def main() -> None:
     lambdas = [float(np.float32(x)) for x in args.lambdas.split(",")]
     out = Path(args.out)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    print(f"reference: {args.reference or 'plic:hyperprior (the model alone, without its low-rate rung)'}")
+    print(f"reference: {args.reference or 'plic:hyperprior (the model alone, without the rungs below it)'}")
     reference = (Codec(load_weights(args.reference), exact=False) if args.reference
                  else shipped_codec("hyperprior", exact=False, ladder=False))
     ref = evaluate(reference,

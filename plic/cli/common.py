@@ -32,8 +32,8 @@ def require_device(device: str) -> None:
 
 def load_codec(model: Optional[str], model_path: Optional[str], device: str, exact: bool = False,
                ladder: bool = True):
-    """A weight file as a codec, or a shipped model by name (a ladder where it has a low-rate rung,
-    unless ``ladder`` is False)."""
+    """A weight file as a codec, or a shipped model by name (a ladder where ``plic.zoo.LADDERS`` gives it
+    rungs below, unless ``ladder`` is False)."""
     from plic.codec import Codec
     from plic.ladder import shipped_codec
     from plic.zoo import DEFAULT_MODEL, load_weights

@@ -81,7 +81,7 @@ def _codec_for(f, src: Path, codecs: dict, model_path, device, exact):
         if not model_path:
             shipped = find_shipped(name, f.header.fingerprint, device)
             imported = None if shipped else find_imported(name, f.header.fingerprint)
-        # the shipped weights the header names, alone: a ladder's other rung is not needed to decode
+        # the shipped weights the header names, alone: a ladder's other rungs are not needed to decode
         codecs[key] = load_codec(None if imported else (shipped or name), model_path or imported, device, exact,
                                  ladder=False)
     return codecs[key]

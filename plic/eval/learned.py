@@ -65,8 +65,8 @@ class LearnedCodec(ClassicalCodec):
     def version(self) -> str:
         c = self.codec
         if isinstance(c, CodecLadder):  # new weights on any rung, or a new switch, make new points
-            rungs = [f"{r.model.fingerprint.hex()[:16]} up to lambda {s:g}" for r, s in zip(c.rungs, c.switches)]
-            return f"plic {self.spec} (weights {', '.join(rungs)}, {c.rungs[-1].model.fingerprint.hex()[:16]} above)"
+            steps = [f"{r.model.fingerprint.hex()[:16]} up to lambda {s:g}" for r, s in zip(c.rungs, c.switches)]
+            return f"plic {self.spec} (weights {', '.join(steps)}, {c.rungs[-1].model.fingerprint.hex()[:16]} above)"
         return f"plic {self.spec} (weights {c.model.fingerprint.hex()[:16]})"
 
 

@@ -1,8 +1,8 @@
 """A ladder's Kodak curve, composed from a ``plic eval`` folder that holds every rung's quality sweep.
 
-    python projects/ladder/ladder_curve.py runs/eval --low plic:runs/low_mse3.safetensors \
+    python projects/ladder/ladder_curve.py projects/ladder/results/eval_study --low plic:runs/low_mse4.safetensors \
         --mid plic:runs/mid_mse2.safetensors --high plic:plic/weights/hyperprior-mse-vr.safetensors \
-        --switch 0.006 --switch 0.03 --against hevc --against webp --out projects/ladder/results/three
+        --switch 0.0054142 --switch 0.06 --against hevc --against webp --out runs/three_rungs
 
 A ladder codes with each rung up to its lambda ``--switch`` (one per rung below the top, rising) and
 with the top rung above the last (:class:`plic.ladder.CodecLadder`), and a rung's file is the same
@@ -14,7 +14,7 @@ metric all of them hold, as ``plic eval``'s summary computes them (mean points, 
 each point's lead at equal rate is read off each of those codecs' curves (PCHIP over log-bpp).
 
 A rung is one model: a weight file, or a shipped name that is not a ladder. ``plic:hyperprior``
-codes as a ladder since the default got its low-rate rung, so the default model alone is
+codes as a ladder since the default got rungs below it, so the default model alone is
 ``plic:plic/weights/hyperprior-mse-vr.safetensors``.
 """
 
@@ -25,6 +25,8 @@ import json
 import shlex
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from plic.errors import PlicError
 from plic.eval.bjontegaard import bd_rate, interpolate_metric
@@ -59,7 +61,8 @@ def compose(curves: dict, rungs: list[str], switches: list[float]) -> dict:
     if any(a >= b for a, b in zip(switches, switches[1:])):
         raise PlicError(f"the switches must rise: {', '.join(f'{s:g}' for s in switches)}")
     rows = {}
-    bounds = [0.0, *switches, float("inf")]
+    # float32, as a header stores a lambda and CodecLadder.pick compares it
+    bounds = [0.0, *(float(np.float32(s)) for s in switches), float("inf")]
     for i, (name, label) in enumerate(zip(rungs, rung_labels(len(rungs)))):
         codec = make_codec(name).codec
         if isinstance(codec, CodecLadder):
@@ -67,17 +70,16 @@ def compose(curves: dict, rungs: list[str], switches: list[float]) -> dict:
                             f"file (plic:<file>.safetensors) and evaluate that")
         lo, hi = bounds[i], bounds[i + 1]
         m = codec.model
-        # the lambdas this rung codes must lie in its range (the top rung's above the last switch are capped by it)
+        # the lambdas this rung codes must lie in its range (the top rung's end at its own top: no check above)
         if (i > 0 and lo < m.lambda_min * (1 - 1e-6)) or (hi != float("inf") and hi > m.lambda_max * (1 + 1e-6)):
             raise PlicError(f"--switch {lo if i > 0 and lo < m.lambda_min else hi:g} is outside the {label} rung's "
                             f"range ({m.lambda_min:g} .. {m.lambda_max:g})")
         for key, row in _swept(curves[name]).items():
-            lmbda = codec.resolve_lambda(quality=row["knob_value"])
-            # 1e-6: both lambdas are float32 in a header, as CodecLadder.pick compares them
-            if lo * (1 + 1e-6) < lmbda <= hi * (1 + 1e-6):
+            lmbda = codec.resolve_lambda(quality=row["knob_value"])  # float32, as in the file's header
+            if lo < lmbda <= hi:
                 rows[f"{label} {key}"] = {**row, "lambda": lmbda}
         if sum(k.startswith(f"{label} ") for k in rows) < 2:
-            raise PlicError(f"fewer than two swept points of {name} on its side of the switches")
+            raise PlicError(f"fewer than two swept points of {name} between its switches")
     return rows
 
 

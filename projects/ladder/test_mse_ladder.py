@@ -107,6 +107,8 @@ def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
 
     r = run(0.5)  # above the low rung's range: no such ladder
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "outside the low rung's range" in r.stderr
+    r = run(switch, "--switch", str(switch / 2))  # two switches for two rungs
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "2 rungs need 1 --switch, not 2" in r.stderr
     assert not out.with_suffix(".json").exists()
     r = run(switch)
     assert r.returncode == 0, r.stderr
@@ -129,7 +131,7 @@ def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
     assert "| the top rung alone |" in table and f"| `plic:{tiny_model_path}` |" in table
     r = run(switch, "--against", "jpeg")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "not in" in r.stderr
-    # a shipped name with a low-rate rung codes as a ladder: not one rung
+    # a shipped name with rungs below it codes as a ladder: not one rung
     r = run(switch, high="plic:hyperprior")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "codes as a ladder" in r.stderr
     # three rungs: the middle one between the two switches, 0.3 dB above the top rung's curve there
