@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from plic import bitstream
 from plic.bitstream import Header, PlicFile
-from plic.errors import BitstreamError, PlicError
+from plic.errors import BitstreamError, OutOfReach, PlicError
 from plic.image_io import PlanarImage, decode_alpha, encode_alpha, to_pil
 from plic.models.base import VariableRateCodec
 from plic.models.latent_hooks import fixed_hyper_latent
@@ -135,6 +135,10 @@ class Codec:
         self._shape_template = None
 
     # ------------------------------------------------------------------ rate
+    @property
+    def variable_rate(self) -> bool:
+        return self.model.variable_rate
+
     @property
     def rungs(self) -> tuple:
         """The codecs that may code a file: this one (a :class:`plic.ladder.CodecLadder` has several)."""
@@ -287,8 +291,9 @@ class Codec:
 
         low, high = point(m.lambda_min), point(m.lambda_max)
         if not low - tol <= target <= high + tol:
-            raise PlicError(f"{target:g} {unit} is out of this model's reach for this image: "
-                            f"{low:.4f} .. {high:.4f} {unit} (nearest: {low if target < low else high:.4f})")
+            raise OutOfReach(f"{target:g} {unit} is out of this model's reach for this image: "
+                             f"{low:.4f} .. {high:.4f} {unit} (nearest: {low if target < low else high:.4f})",
+                             below=target < low)
         bisect(point, m.lambda_min, m.lambda_max, target, max_iter, "log",
                done=lambda v: abs(v - target) <= tol and (not at_least or v >= target))
         candidates = [(v, d) for v, d in tried.values() if not at_least or v >= target - tol]

@@ -24,15 +24,9 @@ from typing import Any, Callable, Optional
 
 from plic import bitstream
 from plic.codec import EncodeResult, psnr
-from plic.errors import PlicError
+from plic.errors import OutOfReach, PlicError
 from plic.image_io import PlanarImage
 from plic.units import mse_from_psnr, psnr_from_mse
-
-
-class OutOfReach(PlicError):
-    """A target no file of the model reaches, or a refined encoding that misses its target
-    (a bpp by more than 5 % over, a PSNR by more than 0.1 dB under)."""
-
 
 PSNR_SLACK = 0.1  # dB a refined file may fall short of --target-psnr: twice the lambda search's own tolerance
 
@@ -97,8 +91,8 @@ class Encoder:
     """
 
     def __init__(self, codec, rate: Rate = Rate(), refine: Refinement = Refinement()):
-        self.choices = _imported_qualities(codec) if rate.targeted and not codec.model.variable_rate else []
-        one_lambda_for_a_target = rate.targeted and not codec.model.variable_rate and not self.choices
+        self.choices = _imported_qualities(codec) if rate.targeted and not codec.variable_rate else []
+        one_lambda_for_a_target = rate.targeted and not codec.variable_rate and not self.choices
         if refine.plan == "none" and one_lambda_for_a_target:
             refine = Refinement(**{**refine.__dict__, "plan": "snic"})  # the only way a fixed-rate model meets a target
         if refine.plan == "sga+" and one_lambda_for_a_target:  # sga+ keeps that lambda: the target would be ignored
@@ -124,7 +118,7 @@ class Encoder:
         self.fixed_lambda = None
         if not rate.targeted:
             self.fixed_lambda = codec.resolve_lambda(rate.quality, rate.lmbda)
-        elif not codec.model.variable_rate:
+        elif not codec.variable_rate:
             self.fixed_lambda = codec.resolve_lambda()
 
     def encode(self, img: PlanarImage, progress: Optional[Callable] = None) -> Encoded:

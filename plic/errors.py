@@ -11,3 +11,15 @@ class PlicError(Exception):
 
 class BitstreamError(PlicError):
     """A ``.plic`` file that cannot be decoded (corrupt, truncated, foreign)."""
+
+
+class OutOfReach(PlicError):
+    """A target no file of the model reaches, or a refined encoding that misses its target
+    (a bpp by more than 5 % over, a PSNR by more than 0.1 dB under).
+
+    ``below``: the target lies under the model's lowest file (a lower-rate model may reach it).
+    """
+
+    def __init__(self, message: str, below: bool = False):
+        super().__init__(message)
+        self.below = below

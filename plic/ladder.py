@@ -32,60 +32,108 @@ import torch
 from plic import bitstream
 from plic.bitstream import PlicFile
 from plic.codec import Codec, EncodeResult, psnr
-from plic.errors import PlicError
+from plic.errors import OutOfReach, PlicError
 from plic.image_io import PlanarImage, quantize_rgb
 from plic.models.base import check_lambda_range, quality_to_lambda
 
 
+class Rung:
+    """A ladder's rung: what the ladder checks and picks by (the model's registry name, its weights'
+    fingerprint, its lambda range), known before its codec is built, and the codec, built on first use.
+
+    A shipped ladder reads the first from each weight file's header, so a process that codes at one
+    rate builds one model, not every rung's.
+    """
+
+    def __init__(self, name: str, fingerprint: bytes, lambda_min: float, lambda_max: float, device: str | torch.device,
+                 build: Callable[[], Codec]):
+        self.name, self.fingerprint, self.device = name, fingerprint, torch.device(device)
+        self.lambda_min, self.lambda_max = float(lambda_min), float(lambda_max)
+        self._build, self._codec = build, None
+
+    @classmethod
+    def of(cls, codec: Codec) -> "Rung":
+        """A rung of a codec already built."""
+        m = codec.model
+        rung = cls(codec.name, m.fingerprint, m.lambda_min, m.lambda_max, codec.device, lambda: codec)
+        rung._codec = codec
+        return rung
+
+    @property
+    def codec(self) -> Codec:
+        if self._codec is None:
+            codec = self._build()
+            m = codec.model
+            if (codec.name, m.fingerprint, m.lambda_min, m.lambda_max) != (
+                    self.name, self.fingerprint, self.lambda_min, self.lambda_max):
+                raise PlicError(f"the {self.name!r} rung's weights are not the ones their header describes")
+            self._codec = codec
+        return self._codec
+
+
 class CodecLadder:
     """Rungs, lowest rate first, each coding lambda up to its switch (the last one, the rest);
-    quality 1..8 spans the whole ladder's range."""
+    quality 1..8 spans the whole ladder's range. Rungs are codecs, or :class:`Rung` s built when they code."""
 
-    def __init__(self, rungs: Sequence[Codec], switches: Sequence[float]):
-        rungs, switches = tuple(rungs), tuple(float(s) for s in switches)
-        if len(rungs) < 2 or len(switches) != len(rungs) - 1:
+    def __init__(self, rungs: Sequence[Codec | Rung], switches: Sequence[float]):
+        steps = tuple(r if isinstance(r, Rung) else Rung.of(r) for r in rungs)
+        switches = tuple(float(s) for s in switches)
+        if len(steps) < 2 or len(switches) != len(steps) - 1:
             raise ValueError(f"a ladder needs two rungs or more and one switch fewer "
-                             f"(got {len(rungs)} rungs, {len(switches)} switches)")
-        if not all(r.model.variable_rate for r in rungs):
+                             f"(got {len(steps)} rungs, {len(switches)} switches)")
+        if not all(r.lambda_min < r.lambda_max for r in steps):
             raise ValueError("a ladder's rungs must be variable-rate models")
-        lo, hi = rungs[0].model.lambda_min, rungs[-1].model.lambda_max
+        lo, hi = steps[0].lambda_min, steps[-1].lambda_max
         if not (lo < switches[0] and all(a < b for a, b in zip(switches, switches[1:])) and switches[-1] < hi):
             raise ValueError(f"the switches ({', '.join(f'{s:g}' for s in switches)}) must rise strictly "
                              f"inside the ladder's range ({lo:g} .. {hi:g})")
         # the ladder spans the first rung's bottom to the last rung's top: no rung may reach outside it, and
         # rungs in order of their tops (a middle rung may start higher: it trained on its own part only)
-        if any(r.model.lambda_min < lo for r in rungs) or any(
-                a.model.lambda_max > b.model.lambda_max for a, b in zip(rungs, rungs[1:])):
+        if any(r.lambda_min < lo for r in steps) or any(
+                a.lambda_max > b.lambda_max for a, b in zip(steps, steps[1:])):
             raise ValueError("each rung's lambda range must end at or below the next rung's, and none start "
                              "below the first rung's")
-        for lower, upper, switch in zip(rungs, rungs[1:], switches):
-            if not upper.model.lambda_min <= switch <= lower.model.lambda_max:
+        for lower, upper, switch in zip(steps, steps[1:], switches):
+            if not upper.lambda_min <= switch <= lower.lambda_max:
                 raise ValueError(f"switch {switch:g} must lie where both its rungs' lambda ranges overlap")
-        self.rungs = rungs
+        self.steps = steps
         self.switches = tuple(float(np.float32(s)) for s in switches)  # as a header stores lambda
-        # what callers read from a codec (whether it is variable-rate, its device) they read from the
-        # lowest rung; what differs between rungs (refinability, weights) they ask of each one (``rungs``)
-        self.model, self.name, self.device = rungs[0].model, rungs[0].name, rungs[0].device
+        # what callers read from a codec they read from the lowest rung (its name, device); what differs
+        # between rungs (refinability, weights) they ask of each one (``rungs``, which builds them all)
+        self.name, self.device = steps[0].name, steps[0].device
         self.label: Optional[str] = None  # the shipped name, when loaded by name
+
+    #: every rung is a variable-rate model (checked above)
+    variable_rate = True
+
+    @property
+    def rungs(self) -> tuple:
+        """Every rung's codec, lowest rate first (builds those not built yet)."""
+        return tuple(r.codec for r in self.steps)
+
+    @property
+    def model(self):
+        """The lowest rung's model (built on first use)."""
+        return self.steps[0].codec.model
 
     @property
     def lambda_range(self) -> tuple[float, float]:
-        return self.rungs[0].model.lambda_min, self.rungs[-1].model.lambda_max
+        return self.steps[0].lambda_min, self.steps[-1].lambda_max
+
+    def _index(self, lmbda: float) -> int:
+        lmbda = float(np.float32(lmbda))
+        return next((i for i, switch in enumerate(self.switches) if lmbda <= switch), len(self.switches))
 
     def pick(self, lmbda: float) -> Codec:
         """The rung that codes at ``lmbda`` (compared as a header stores it, in float32, as ``encode`` does)."""
-        lmbda = float(np.float32(lmbda))
-        for rung, switch in zip(self.rungs, self.switches):
-            if lmbda <= switch:
-                return rung
-        return self.rungs[-1]
+        return self.steps[self._index(lmbda)].codec
 
     def for_file(self, f: PlicFile) -> Codec:
         """The rung whose weights wrote ``f`` (the lowest, whose check_header explains a mismatch, if none)."""
-        for codec in self.rungs:
-            if f.header.model == codec.name and f.header.fingerprint == codec.model.fingerprint:
-                return codec
-        return self.rungs[0]
+        for rung in self.steps:
+            if f.header.model == rung.name and f.header.fingerprint == rung.fingerprint:
+                return rung.codec
+        return self.steps[0].codec
 
     def resolve_lambda(self, quality: Optional[float] = None, lmbda: Optional[float] = None) -> float:
         if quality is not None and lmbda is not None:
@@ -116,17 +164,18 @@ class CodecLadder:
         """
         t0 = time.perf_counter()
         below = None  # the rung under the one searched, with its analysis
-        for rung, switch in zip(self.rungs, self.switches):
+        for step, switch in zip(self.steps, self.switches):
+            rung = step.codec
             y = rung.analysis(img)
             if reached(rung, rung.encode_planes(img, switch, y)):
                 break
             below = (rung, y)
         else:
-            rung, y = self.rungs[-1], None
+            rung, y = self.steps[-1].codec, None
         try:
             result = search(rung, y)
-        except PlicError as exc:
-            if below is None:
+        except OutOfReach as exc:
+            if below is None or not exc.below:  # above the upper rung's reach: no lower rung reaches it
                 raise
             try:
                 result = search(*below)
@@ -162,15 +211,26 @@ def shipped_codec(name: str, device: str = "cpu", exact: bool = True, ladder: bo
     knows which rung wrote its file needs only that one)."""
     from plic import zoo
 
-    def rung(shipped: str) -> Codec:
+    def built(shipped: str) -> Codec:
         codec = Codec(zoo.load_model(shipped, device), device=device, exact=exact)
         codec.label = shipped
         return codec
 
-    top = rung(name)
     if name not in zoo.LADDERS or not ladder:
-        return top
+        return built(name)
+
+    def rung(shipped: str) -> Rung:
+        path = zoo.shipped_path(shipped)
+        if path is None or not path.is_file():
+            return Rung.of(built(shipped))  # load_model explains what is missing
+        meta, recorded = zoo.read_metadata(path), zoo.stored_fingerprint(path)
+        config = zoo.model_config(meta)
+        if recorded is None or not {"lambda_min", "lambda_max"} <= config.keys():
+            return Rung.of(built(shipped))  # a header that does not tell: build it to know
+        return Rung(meta.get("plic_model", ""), recorded, config["lambda_min"], config["lambda_max"], device,
+                    lambda: built(shipped))
+
     below = zoo.LADDERS[name]
-    codec = CodecLadder([*(rung(n) for n, _ in below), top], [switch for _, switch in below])
+    codec = CodecLadder([*(rung(n) for n, _ in below), rung(name)], [switch for _, switch in below])
     codec.label = name
     return codec

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
 
+from conftest import load_script
 from plic import zoo
 from plic.codec import Codec
 from plic.image_io import PlanarImage

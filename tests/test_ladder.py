@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from plic import bitstream, zoo
 from plic.cli import main
 from plic.encode import Rate, Refinement, encode_image
-from plic.errors import PlicError
+from plic.errors import OutOfReach, PlicError
 from plic.image_io import read_image
-from plic.ladder import CodecLadder, shipped_codec
+from plic.ladder import CodecLadder, Rung, shipped_codec
 
 
 @pytest.fixture(scope="module")
@@ -91,17 +91,21 @@ def test_a_target_between_one_rung_at_its_switch_and_the_next_rungs_bottom_is_me
     at_switch, bottom = low.encode(img, lmbda=0.004).bpp, high.encode(img, lmbda=0.004).bpp
     assert at_switch * 1.1 < bottom < low.encode(img, lmbda=0.03).bpp  # a gap the lower rung spans
     target = (at_switch + bottom) / 2
-    with pytest.raises(PlicError, match="out of this model's reach"):
+    with pytest.raises(OutOfReach, match="out of this model's reach") as upper:
         high.encode_to_bpp(img, target)
+    assert upper.value.below  # under the upper rung's files: a lower rung may reach it
+    searched = []
+    low.encode_to_bpp = lambda *a, **k: searched.append(a[1]) or Codec.encode_to_bpp(low, *a, **k)
     enc = ladder.encode_to_bpp(img, target)
-    assert bitstream.parse(enc.data).header.fingerprint == low.model.fingerprint
+    assert searched == [target] and bitstream.parse(enc.data).header.fingerprint == low.model.fingerprint
     assert enc.bpp == pytest.approx(target, rel=0.01)
     beyond = high.encode(img, lmbda=0.0932).bpp * 2
-    with pytest.raises(PlicError) as direct:
+    with pytest.raises(OutOfReach) as direct:
         high.encode_to_bpp(img, beyond)
-    with pytest.raises(PlicError) as via_ladder:  # out of both rungs' reach: the upper rung's reach is reported
+    with pytest.raises(OutOfReach) as via_ladder:  # out of both rungs' reach: the upper rung's reach is reported
         ladder.encode_to_bpp(img, beyond)
-    assert str(via_ladder.value) == str(direct.value)
+    assert str(via_ladder.value) == str(direct.value) and not direct.value.below
+    assert searched == [target]  # above the upper rung's reach: the lower rung is not searched in vain
 
 
 def test_the_cli_codes_with_each_rung_and_decodes_without_being_told_which(shipped_ladder, sample_image, tmp_path,
@@ -112,9 +116,11 @@ def test_the_cli_codes_with_each_rung_and_decodes_without_being_told_which(shipp
     monkeypatch.setattr(zoo, "load_model", lambda name, *a, **k: loaded.append(name) or real_load(name, *a, **k))
     for quality, rung in (("1", "tiny-low"), ("4", "tiny-mid"), ("8", "tiny")):
         out, png = tmp_path / f"q{quality}.plic", tmp_path / f"q{quality}.png"
+        loaded.clear()
         r = runner.invoke(main, ["compress", str(sample_image), "-o", str(out), "-m", "tiny", "-q", quality],
                           catch_exceptions=False)
         assert r.exit_code == 0 and f"({rung}, lambda" in r.output, r.output
+        assert loaded == [rung]  # the ladder builds the rung it codes with, not every rung
         r = runner.invoke(main, ["info", str(out)], catch_exceptions=False)
         assert f"(the shipped weights: {rung})" in r.output, r.output
         loaded.clear()
@@ -167,3 +173,9 @@ def test_a_ladder_needs_rungs_that_fit(rung_files):
         CodecLadder((low, mid, top), (0.02, 0.004))
     with pytest.raises(ValueError, match="one switch fewer"):
         CodecLadder((low, mid, top), (0.004,))
+    # a rung known by its header is built when it codes, and must be what the header said
+    told = Rung(low.name, top.model.fingerprint, 0.001, 0.006, "cpu", lambda: low)
+    ladder = CodecLadder((told, mid, top), (0.004, 0.02))
+    assert ladder.pick(0.01) is mid
+    with pytest.raises(PlicError, match="not the ones their header describes"):
+        ladder.pick(0.002)

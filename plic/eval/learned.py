@@ -106,7 +106,7 @@ class RefinedLearnedCodec(LearnedCodec):
     @property
     def encode_to_bpp(self):
         """``(rgb, target) -> (quality, file)`` where the refinement itself meets a target; else None."""
-        if not (self.codec.model.variable_rate and self.refinement.aims_at_targets):
+        if not (self.codec.variable_rate and self.refinement.aims_at_targets):
             return None
         return self._encode_to_bpp
 

@@ -26,8 +26,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from plic.errors import PlicError
 from plic.eval.bjontegaard import bd_rate, interpolate_metric
 from plic.eval.learned import make_codec
@@ -51,32 +49,27 @@ def rung_labels(count: int) -> list[str]:
 
 
 def compose(curves: dict, rungs: list[str], switches: list[float]) -> dict:
-    """The ladder's swept points: each rung's at lambdas above the switch below it and up to its own
-    (the first rung's from its bottom, the last one's to its top).
+    """The ladder's swept points: each rung's at the lambdas where the ladder picks that rung (above the
+    switch below it and up to its own; the first rung's from its bottom, the last one's to its top).
 
     Each quality maps to a lambda as ``plic eval`` coded it (a shipped ladder name over its whole range).
     """
-    if len(switches) != len(rungs) - 1 or len(rungs) < 2:
-        raise PlicError(f"{len(rungs)} rungs need {len(rungs) - 1} --switch, not {len(switches)}")
-    if any(a >= b for a, b in zip(switches, switches[1:])):
-        raise PlicError(f"the switches must rise: {', '.join(f'{s:g}' for s in switches)}")
-    rows = {}
-    # float32, as a header stores a lambda and CodecLadder.pick compares it
-    bounds = [0.0, *(float(np.float32(s)) for s in switches), float("inf")]
-    for i, (name, label) in enumerate(zip(rungs, rung_labels(len(rungs)))):
+    codecs = []
+    for name in rungs:
         codec = make_codec(name).codec
         if isinstance(codec, CodecLadder):
             raise PlicError(f"{name} codes as a ladder of several models, not one rung: name its model's weight "
                             f"file (plic:<file>.safetensors) and evaluate that")
-        lo, hi = bounds[i], bounds[i + 1]
-        m = codec.model
-        # the lambdas this rung codes must lie in its range (the top rung's end at its own top: no check above)
-        if (i > 0 and lo < m.lambda_min * (1 - 1e-6)) or (hi != float("inf") and hi > m.lambda_max * (1 + 1e-6)):
-            raise PlicError(f"--switch {lo if i > 0 and lo < m.lambda_min else hi:g} is outside the {label} rung's "
-                            f"range ({m.lambda_min:g} .. {m.lambda_max:g})")
+        codecs.append(codec)
+    try:
+        ladder = CodecLadder(codecs, switches)  # the rungs and switches a plic ladder would accept
+    except ValueError as exc:
+        raise PlicError(f"no such ladder: {exc}") from None
+    rows = {}
+    for name, codec, label in zip(rungs, codecs, rung_labels(len(rungs))):
         for key, row in _swept(curves[name]).items():
             lmbda = codec.resolve_lambda(quality=row["knob_value"])  # float32, as in the file's header
-            if lo < lmbda <= hi:
+            if ladder.pick(lmbda) is codec:
                 rows[f"{label} {key}"] = {**row, "lambda": lmbda}
         if sum(k.startswith(f"{label} ") for k in rows) < 2:
             raise PlicError(f"fewer than two swept points of {name} between its switches")

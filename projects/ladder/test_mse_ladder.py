@@ -80,7 +80,8 @@ def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
     from plic.models import MeanScaleHyperprior
 
     tiny_model_path, mid_path = tmp_path / "low.safetensors", tmp_path / "mid.safetensors"
-    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0018, lambda_max=0.0932), tiny_model_path)
+    # the low rung starts at the top rung's bottom and ends below the middle one's top, as a ladder's rungs must
+    zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0001, lambda_max=0.05), tiny_model_path)
     zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.005, lambda_max=0.05), mid_path)
     low_model, mid_model = zoo.load_model(str(tiny_model_path)), zoo.load_model(str(mid_path))
     high_model = zoo.load_model("hyperprior")
@@ -105,10 +106,10 @@ def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
                                "--low", f"plic:{tiny_model_path}", "--high", high, "--switch", str(at),
                                "--out", str(out), *extra], capture_output=True, text=True)
 
-    r = run(0.5)  # above the low rung's range: no such ladder
-    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "outside the low rung's range" in r.stderr
+    r = run(0.2)  # above the low rung's range: no such ladder
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "no such ladder: switch 0.2 must lie" in r.stderr
     r = run(switch, "--switch", str(switch / 2))  # two switches for two rungs
-    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "2 rungs need 1 --switch, not 2" in r.stderr
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "one switch fewer (got 2 rungs, 2 switches)" in r.stderr
     assert not out.with_suffix(".json").exists()
     r = run(switch)
     assert r.returncode == 0, r.stderr
@@ -135,7 +136,7 @@ def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
     r = run(switch, high="plic:hyperprior")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "codes as a ladder" in r.stderr
     # three rungs: the middle one between the two switches, 0.3 dB above the top rung's curve there
-    low_switch = low_model.quality_to_lambda(3)
+    low_switch = low_model.quality_to_lambda(6)
     r = subprocess.run([sys.executable, str(Path(__file__).with_name("ladder_curve.py")), str(tmp_path / "eval"),
                         "--low", f"plic:{tiny_model_path}", "--mid", f"plic:{mid_path}", "--high", high,
                         "--switch", str(low_switch), "--switch", "0.04", "--out", str(out)], capture_output=True, text=True)
@@ -144,7 +145,7 @@ def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
     spans = {"low": (0, low_switch), "mid": (low_switch, 0.04), "high": (0.04, 1)}
     for label, (lo, hi) in spans.items():
         mine = [p for p in three["points"] if p["point"].split()[0] == label]
-        assert len(mine) == {"low": 3, "mid": 6, "high": 3}[label]
+        assert len(mine) == {"low": 6, "mid": 5, "high": 3}[label]
         assert all(lo * (1 + 1e-6) < p["lambda"] <= hi * (1 + 1e-6) for p in mine)
     lead = [p["better_at_equal_rate"][high].get("psnr") for p in three["points"] if p["point"].startswith("mid")]
     assert all(v is None or 0.2 < v < 0.4 for v in lead) and any(v is not None for v in lead)
