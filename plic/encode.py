@@ -103,7 +103,9 @@ class Encoder:
             from plic.refine import PLANS
             from plic.refine.problem import check_precision, check_refinable
 
-            for rung in codec.rungs:  # a ladder: each rung may be the one refined
+            # a ladder: at a fixed rate the rung that codes it is the one refined, else each may be
+            refined = codec.rungs if rate.targeted else [codec.pick(codec.resolve_lambda(rate.quality, rate.lmbda))]
+            for rung in refined:
                 check_refinable(rung.model)
             if refine.plan not in PLANS:
                 raise PlicError(f"unknown refinement {refine.plan!r} (known: {', '.join(PLANS)})")

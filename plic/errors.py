@@ -1,4 +1,4 @@
-"""The one exception type that the CLI turns into a one-line message."""
+"""The exception types that the CLI turns into a one-line message (PlicError and its kinds)."""
 
 
 class PlicError(Exception):

@@ -41,8 +41,9 @@ class Rung:
     """A ladder's rung: what the ladder checks and picks by (the model's registry name, its weights'
     fingerprint, its lambda range), known before its codec is built, and the codec, built on first use.
 
-    A shipped ladder reads the first from each weight file's header, so a process that codes at one
-    rate builds one model, not every rung's.
+    A shipped ladder reads those three from each weight file's safetensors metadata, so a process that
+    codes at one rate builds one model, not every rung's. The price: a rung whose weights do not load
+    fails when it first codes, not when the ladder is made (``plic eval`` builds every rung up front).
     """
 
     def __init__(self, name: str, fingerprint: bytes, lambda_min: float, lambda_max: float, device: str | torch.device,
@@ -66,7 +67,7 @@ class Rung:
             m = codec.model
             if (codec.name, m.fingerprint, m.lambda_min, m.lambda_max) != (
                     self.name, self.fingerprint, self.lambda_min, self.lambda_max):
-                raise PlicError(f"the {self.name!r} rung's weights are not the ones their header describes")
+                raise PlicError(f"the {self.name!r} rung's weights are not the ones their metadata describes")
             self._codec = codec
         return self._codec
 
@@ -120,13 +121,14 @@ class CodecLadder:
     def lambda_range(self) -> tuple[float, float]:
         return self.steps[0].lambda_min, self.steps[-1].lambda_max
 
-    def _index(self, lmbda: float) -> int:
+    def position(self, lmbda: float) -> int:
+        """Which rung codes at ``lmbda`` (0 the lowest), compared as a header stores it: in float32."""
         lmbda = float(np.float32(lmbda))
         return next((i for i, switch in enumerate(self.switches) if lmbda <= switch), len(self.switches))
 
     def pick(self, lmbda: float) -> Codec:
         """The rung that codes at ``lmbda`` (compared as a header stores it, in float32, as ``encode`` does)."""
-        return self.steps[self._index(lmbda)].codec
+        return self.steps[self.position(lmbda)].codec
 
     def for_file(self, f: PlicFile) -> Codec:
         """The rung whose weights wrote ``f`` (the lowest, whose check_header explains a mismatch, if none)."""

@@ -177,5 +177,5 @@ def test_a_ladder_needs_rungs_that_fit(rung_files):
     told = Rung(low.name, top.model.fingerprint, 0.001, 0.006, "cpu", lambda: low)
     ladder = CodecLadder((told, mid, top), (0.004, 0.02))
     assert ladder.pick(0.01) is mid
-    with pytest.raises(PlicError, match="not the ones their header describes"):
+    with pytest.raises(PlicError, match="not the ones their metadata describes"):
         ladder.pick(0.002)

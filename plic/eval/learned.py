@@ -45,7 +45,8 @@ class LearnedCodec(ClassicalCodec):
 
     def unavailable(self) -> str | None:
         try:
-            _load_codec(self.spec, self.device)
+            # a ladder's every rung built (eval codes every rate): one that fails to load fails here, not mid-run
+            _load_codec(self.spec, self.device).rungs  # noqa: B018
         except PlicError as exc:
             return str(exc)
         return None
@@ -65,8 +66,8 @@ class LearnedCodec(ClassicalCodec):
     def version(self) -> str:
         c = self.codec
         if isinstance(c, CodecLadder):  # new weights on any rung, or a new switch, make new points
-            steps = [f"{r.model.fingerprint.hex()[:16]} up to lambda {s:g}" for r, s in zip(c.rungs, c.switches)]
-            return f"plic {self.spec} (weights {', '.join(steps)}, {c.rungs[-1].model.fingerprint.hex()[:16]} above)"
+            steps = [f"{r.fingerprint.hex()[:16]} up to lambda {s:g}" for r, s in zip(c.steps, c.switches)]
+            return f"plic {self.spec} (weights {', '.join(steps)}, {c.steps[-1].fingerprint.hex()[:16]} above)"
         return f"plic {self.spec} (weights {c.model.fingerprint.hex()[:16]})"
 
 

@@ -66,10 +66,10 @@ def compose(curves: dict, rungs: list[str], switches: list[float]) -> dict:
     except ValueError as exc:
         raise PlicError(f"no such ladder: {exc}") from None
     rows = {}
-    for name, codec, label in zip(rungs, codecs, rung_labels(len(rungs))):
+    for i, (name, codec, label) in enumerate(zip(rungs, codecs, rung_labels(len(rungs)))):
         for key, row in _swept(curves[name]).items():
             lmbda = codec.resolve_lambda(quality=row["knob_value"])  # float32, as in the file's header
-            if ladder.pick(lmbda) is codec:
+            if ladder.position(lmbda) == i:  # by position: one weight file may be given for two rungs
                 rows[f"{label} {key}"] = {**row, "lambda": lmbda}
         if sum(k.startswith(f"{label} ") for k in rows) < 2:
             raise PlicError(f"fewer than two swept points of {name} between its switches")

@@ -80,7 +80,7 @@ def test_a_ladders_curve_takes_each_rung_between_its_switches(tmp_path):
     from plic.models import MeanScaleHyperprior
 
     tiny_model_path, mid_path = tmp_path / "low.safetensors", tmp_path / "mid.safetensors"
-    # the low rung starts at the top rung's bottom and ends below the middle one's top, as a ladder's rungs must
+    # the low rung starts at the top rung's bottom and ends at the middle one's top, as a ladder's rungs may
     zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.0001, lambda_max=0.05), tiny_model_path)
     zoo.save_weights(MeanScaleHyperprior(N=32, M=48, lambda_min=0.005, lambda_max=0.05), mid_path)
     low_model, mid_model = zoo.load_model(str(tiny_model_path)), zoo.load_model(str(mid_path))
