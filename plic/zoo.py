@@ -44,7 +44,7 @@ PERCEPTUAL: Dict[str, str] = {"hyperprior": "hyperprior-perceptual"}
 #: the name codes as a :class:`plic.ladder.CodecLadder` with its own weights above the last switch
 #: (switches measured on training crops: projects/ladder for the MSE rungs, benchmarks/perceptual/ladder for the other)
 LADDERS: Dict[str, Tuple[Tuple[str, float], ...]] = {
-    "hyperprior": (("hyperprior-low", 0.0054142), ("hyperprior-mid", 0.06)),
+    "hyperprior": (("hyperprior-low", 0.0058627), ("hyperprior-mid", 0.06)),
     "hyperprior-perceptual": (("hyperprior-perceptual-low", 0.003),),
 }
 

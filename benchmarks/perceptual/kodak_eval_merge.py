@@ -8,7 +8,10 @@ evaluated alone into its own folder (same images, metrics and targets), then
         --out benchmarks/perceptual/kodak_eval_gan
 
 writes OUT/summary.{json,md}: every codec's curves and the BD-rates against the
-committed anchor, recomputed by plic's report code on the merged table.
+committed anchor, recomputed by plic's report code on the merged table. Where the
+committed folder keeps its points (``points.jsonl``, one per image and setting), OUT
+gets them too, the new folders' added, and the R-D plots of the merged table
+(``plic plot``'s) in OUT/plots.
 
 A model evaluated from a file before it was shipped keeps its file's name; ``--rename
 plic:runs/x.safetensors=plic:hyperprior-perceptual`` gives it the shipped name, after
@@ -20,13 +23,17 @@ import json
 import sys
 from pathlib import Path
 
-from plic.eval.report import bd_rates, collect, markdown, metrics_of
+from plic.eval.report import bd_rates, collect, markdown, metrics_of, plot
 from plic.files import atomic_write_bytes
 
 
 def renamed(table: dict, renames: dict) -> dict:
     """``table`` with its codec names mapped through ``renames`` (one pass: no chains)."""
     return {renames.get(name, name): value for name, value in table.items()}
+
+
+def point_renamed(point: dict, renames: dict) -> dict:
+    return {**point, "codec": renames.get(point["codec"], point["codec"])}
 
 
 def parse_renames(pairs, option: str) -> dict:
@@ -54,17 +61,30 @@ def main() -> None:
     summary["manifest"]["codecs"] = renamed(summary["manifest"].get("codecs", {}), base_renames)
     anchor = summary["anchor"]
     images = summary["manifest"]["images"]
+    points = None
+    if (args.base / "points.jsonl").is_file():
+        points = [point_renamed(json.loads(line), base_renames)
+                  for line in (args.base / "points.jsonl").read_text().splitlines() if line.strip()]
     for folder in args.new:
         new = collect(folder)
         if sorted(new["manifest"]["images"]) != sorted(images):
             sys.exit(f"{folder}: other images than {args.base}")
         summary["curves"].update(renamed(new["curves"], renames))
         summary["manifest"]["codecs"].update(renamed(new["manifest"].get("codecs", {}), renames))
+        if points is not None:
+            added = {point_renamed(json.loads(f.read_text()), renames)["codec"] for f in (folder / "points").glob("*/*/*.json")}
+            points = [q for q in points if q["codec"] not in added]  # a new curve replaces the committed one
+            points += [point_renamed(json.loads(f.read_text()), renames)
+                       for f in sorted((folder / "points").glob("*/*/*.json"))]
     table = bd_rates(summary, anchor, metrics_of(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(sys.argv)
     atomic_write_bytes(args.out / "summary.json", json.dumps({**summary, "bd_rate": table}, indent=1).encode())
     atomic_write_bytes(args.out / "summary.md", markdown(summary, anchor, table, command).encode())
+    if points is not None:
+        lines = [json.dumps(q, separators=(",", ":")) for q in points if q["image"] in images]
+        atomic_write_bytes(args.out / "points.jsonl", ("\n".join(lines) + "\n").encode())
+        plot(summary, args.out / "plots")
     print((args.out / "summary.md").read_text().split("## Metrics")[0])
 
 
