@@ -314,3 +314,46 @@ def test_bad_refinements_give_one_line(images, tiny_model_path, tmp_path):
         r = CliRunner().invoke(main, ["eval", "--data", str(images), "--codecs", f"plic:{tiny_model_path}+{tail}",
                                       "--out", str(tmp_path / "o")])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_merging_a_new_model_into_a_committed_report_carries_its_points_and_plots(tmp_path):
+    """benchmarks/perceptual/kodak_eval_merge.py: a committed folder's points (points.jsonl) gain the new
+    folder's, under the new names, and the merged table is drawn."""
+    import subprocess
+    import sys
+
+    def point(codec, q, bpp, psnr):
+        return {"image": "x.png", "codec": codec, "setting": f"q{q}", "knob": "quality", "knob_value": float(q),
+                "target_bpp": None, "encode_s": 0.1, "decode_s": 0.1, "bpp": bpp, "metrics": {"psnr": psnr}}
+
+    rates = (0.1, 0.2, 0.4, 0.8)
+    base, new = tmp_path / "base", tmp_path / "new"
+    committed = [point(c, q, b * k, 28 + 4 * np.log2(b / 0.1)) for c, k in (("anchor", 1.2), ("plic:m", 1.0))
+                 for q, b in enumerate(rates, 1)]
+    curves = {}
+    for p in committed:
+        curves.setdefault(p["codec"], {})[p["setting"]] = {"n": 1, "bpp": p["bpp"], "encode_s": 0.1, "decode_s": 0.1,
+                                                           "target_bpp": None, "knob_value": p["knob_value"],
+                                                           "psnr": p["metrics"]["psnr"]}
+    base.mkdir()
+    manifest = {"data": "d", "images": ["x.png"], "codecs": {c: {"label": c, "knob": "quality", "version": c}
+                                                             for c in curves}, "metrics": ["psnr"], "machine": "m"}
+    (base / "summary.json").write_text(json.dumps({"anchor": "anchor", "manifest": manifest, "curves": curves}))
+    (base / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in committed))
+    for q, b in enumerate(rates, 1):  # the new model, as plic eval leaves it: 10 % fewer bits
+        d = new / "points" / "plic-m" / f"q{q}"
+        d.mkdir(parents=True)
+        (d / "x.json").write_text(json.dumps(point("plic:m", q, b * 0.9, 28 + 4 * np.log2(b / 0.1))))
+    (new / "manifest.json").write_text(json.dumps({**manifest, "codecs": {"plic:m": manifest["codecs"]["plic:m"]}}))
+    out = tmp_path / "out"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perceptual" / "kodak_eval_merge.py"
+    r = subprocess.run([sys.executable, str(script), str(base), str(new), "--rename-base", "plic:m=plic:m-old",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    merged = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
+    assert sorted({p["codec"] for p in merged}) == ["anchor", "plic:m", "plic:m-old"] and len(merged) == 12
+    assert [p["bpp"] for p in merged if p["codec"] == "plic:m"] == pytest.approx([b * 0.9 for b in rates])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bd_rate"]["plic:m"]["psnr"] == pytest.approx(-25, abs=0.5)  # 0.9 / 1.2 of the anchor's bits
+    assert summary["bd_rate"]["plic:m-old"]["psnr"] == pytest.approx(100 * (1 / 1.2 - 1), abs=0.5)
+    assert (out / "plots" / "rd-psnr.png").is_file()
