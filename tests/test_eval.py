@@ -357,3 +357,8 @@ def test_merging_a_new_model_into_a_committed_report_carries_its_points_and_plot
     assert summary["bd_rate"]["plic:m"]["psnr"] == pytest.approx(-25, abs=0.5)  # 0.9 / 1.2 of the anchor's bits
     assert summary["bd_rate"]["plic:m-old"]["psnr"] == pytest.approx(100 * (1 / 1.2 - 1), abs=0.5)
     assert (out / "plots" / "rd-psnr.png").is_file()
+    # under its committed name the new curve replaces the committed one, points and all
+    r = subprocess.run([sys.executable, str(script), str(base), str(new), "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    merged = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
+    assert len(merged) == 8 and [p["bpp"] for p in merged if p["codec"] == "plic:m"] == pytest.approx([b * 0.9 for b in rates])

@@ -8,10 +8,9 @@ evaluated alone into its own folder (same images, metrics and targets), then
         --out benchmarks/perceptual/kodak_eval_gan
 
 writes OUT/summary.{json,md}: every codec's curves and the BD-rates against the
-committed anchor, recomputed by plic's report code on the merged table. Where the
-committed folder keeps its points (``points.jsonl``, one per image and setting), OUT
-gets them too, the new folders' added, and the R-D plots of the merged table
-(``plic plot``'s) in OUT/plots.
+committed anchor, recomputed by plic's report code on the merged table, and its R-D
+plots (``plic plot``'s) in OUT/plots. Where the committed folder keeps its points
+(``points.jsonl``, one per image and setting), OUT gets them too, the new folders' added.
 
 A model evaluated from a file before it was shipped keeps its file's name; ``--rename
 plic:runs/x.safetensors=plic:hyperprior-perceptual`` gives it the shipped name, after
@@ -72,19 +71,20 @@ def main() -> None:
         summary["curves"].update(renamed(new["curves"], renames))
         summary["manifest"]["codecs"].update(renamed(new["manifest"].get("codecs", {}), renames))
         if points is not None:
-            added = {point_renamed(json.loads(f.read_text()), renames)["codec"] for f in (folder / "points").glob("*/*/*.json")}
-            points = [q for q in points if q["codec"] not in added]  # a new curve replaces the committed one
-            points += [point_renamed(json.loads(f.read_text()), renames)
-                       for f in sorted((folder / "points").glob("*/*/*.json"))]
+            found = [point_renamed(json.loads(f.read_text()), renames) for f in sorted((folder / "points").glob("*/*/*.json"))]
+            added = {q["codec"] for q in found}
+            points = [q for q in points if q["codec"] not in added] + found  # a new curve replaces the committed one
     table = bd_rates(summary, anchor, metrics_of(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(sys.argv)
     atomic_write_bytes(args.out / "summary.json", json.dumps({**summary, "bd_rate": table}, indent=1).encode())
     atomic_write_bytes(args.out / "summary.md", markdown(summary, anchor, table, command).encode())
     if points is not None:
-        lines = [json.dumps(q, separators=(",", ":")) for q in points if q["image"] in images]
+        # only the points of the table's means (collect() leaves out a setting some images lack)
+        lines = [json.dumps(q, separators=(",", ":")) for q in points
+                 if q["image"] in images and q["setting"] in summary["curves"].get(q["codec"], {})]
         atomic_write_bytes(args.out / "points.jsonl", ("\n".join(lines) + "\n").encode())
-        plot(summary, args.out / "plots")
+    plot(summary, args.out / "plots")
     print((args.out / "summary.md").read_text().split("## Metrics")[0])
 
 

@@ -1,8 +1,8 @@
 """A ladder's Kodak curve, composed from a ``plic eval`` folder that holds every rung's quality sweep.
 
-    python projects/ladder/ladder_curve.py projects/ladder/results/eval_study --low plic:runs/low_mse4.safetensors \
+    python projects/ladder/ladder_curve.py projects/ladder/results/eval_study --low plic:runs/low_mse6.safetensors \
         --mid plic:runs/mid_mse2.safetensors --high plic:plic/weights/hyperprior-mse-vr.safetensors \
-        --switch 0.0054142 --switch 0.06 --against hevc --against webp --out runs/three_rungs
+        --switch 0.0058627 --switch 0.06 --against hevc --against webp --out runs/three_rungs
 
 A ladder codes with each rung up to its lambda ``--switch`` (one per rung below the top, rising) and
 with the top rung above the last (:class:`plic.ladder.CodecLadder`), and a rung's file is the same
