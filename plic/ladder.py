@@ -225,7 +225,8 @@ def shipped_codec(name: str, device: str = "cpu", exact: bool = True, ladder: bo
         path = zoo.shipped_path(shipped)
         if path is None or not path.is_file():
             return Rung.of(built(shipped))  # load_model explains what is missing
-        meta, recorded = zoo.read_metadata(path), zoo.stored_fingerprint(path)
+        meta = zoo.read_metadata(path)
+        recorded = zoo.stored_fingerprint(path, meta)
         config = zoo.model_config(meta)
         if recorded is None or not {"lambda_min", "lambda_max"} <= config.keys():
             return Rung.of(built(shipped))  # a header that does not tell: build it to know

@@ -171,9 +171,10 @@ def read_metadata(path: str | Path) -> Dict[str, str]:
         raise PlicError(f"{path}: not a readable safetensors weight file ({exc})") from None
 
 
-def stored_fingerprint(path: str | Path) -> Optional[bytes]:
-    """The fingerprint a weight file records in its metadata (None for older files)."""
-    value = read_metadata(path).get(FINGERPRINT_KEY)
+def stored_fingerprint(path: str | Path, meta: Optional[Dict[str, str]] = None) -> Optional[bytes]:
+    """The fingerprint a weight file records in its metadata (None for older files); ``meta``: that
+    metadata if already read (:func:`read_metadata`), so the header is not read twice."""
+    value = (read_metadata(path) if meta is None else meta).get(FINGERPRINT_KEY)
     try:
         return bytes.fromhex(value) if value else None
     except ValueError:
