@@ -85,6 +85,46 @@ def test_widening_the_latent_keeps_what_the_old_channels_computed():
         torch.testing.assert_close(new.g_s(y_hat), old.g_s(y_old.round()))
 
 
+def test_widening_the_transforms_keeps_the_reconstruction_and_the_rate(tmp_path):
+    # scripts/widen_transforms.py: Net2WiderNet on g_a and g_s, the hyperprior untouched
+    from conftest import load_script
+    from plic import zoo
+
+    torch.manual_seed(3)
+    old = CheckerboardHyperprior(N=16, M=24).eval()
+    new = load_script("widen_transforms").widen(old, 28, spread=0.25).eval()
+    assert new.transform_channels == 28 and new.N == 16
+    assert new.config()["transform_channels"] == 28 and "transform_channels" not in old.config()
+    assert new.g_a[2].weight.shape == (28, 28, 5, 5) and new.g_s[0].weight.shape == (24, 28, 5, 5)
+    assert new.latent_codec["hyper"].h_a[0].weight.shape == old.latent_codec["hyper"].h_a[0].weight.shape
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        out_old, out_new = old(x, 0.01), new(x, 0.01)
+        torch.testing.assert_close(new.g_a(x), old.g_a(x))
+    torch.testing.assert_close(out_new["x_hat"], out_old["x_hat"])
+    for name in ("y", "z"):
+        torch.testing.assert_close(out_new["likelihoods"][name], out_old["likelihoods"][name])
+    # a copied unit and its copy share the outgoing weights unevenly, or training could not tell them apart
+    w = new.g_a[2].weight  # (out, in): rows 0..15 are the old units, 16..27 copies of 0..11
+    assert not torch.allclose(w[:, 0], w[:, 16])
+    torch.testing.assert_close(w[:16, 0] + w[:16, 16], old.g_a[2].weight[:, 0])
+    torch.testing.assert_close(w[:16, 12], old.g_a[2].weight[:, 12])  # not copied: as it was
+    # CompressAI's models have one width for all transforms: no twin to hand over
+    from plic.models.compressai_interop import to_compressai
+
+    with pytest.raises(ValueError, match="width"):
+        to_compressai(load_script("widen_transforms").widen(MeanScaleHyperprior(N=16, M=24), 20), 0.01)
+    # the width is part of the saved configuration: the file builds the same model
+    path = tmp_path / "wide.safetensors"
+    zoo.save_weights(new, path)
+    loaded = zoo.load_weights(path)
+    assert loaded.transform_channels == 28
+    with torch.no_grad():
+        y = new.g_a(x)
+        torch.testing.assert_close(loaded.g_a(x), y)
+        torch.testing.assert_close(loaded.g_s(y.round()), new.g_s(y.round()))
+
+
 def test_widening_a_checkerboard_model_keeps_what_the_old_channels_computed():
     # the shipped default has the checkerboard context: its context and entropy parameters widen too
     from conftest import load_script

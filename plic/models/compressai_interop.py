@@ -69,9 +69,10 @@ def to_compressai(model, lmbda: float):
     import compressai.models
 
     if (type(model) not in TWINS or getattr(model, "levels", 4) != 4 or model.post_filter is not None
-            or getattr(model, "shortcut", False) or getattr(model, "rate_film", False)):
+            or getattr(model, "shortcut", False) or getattr(model, "rate_film", False)
+            or getattr(model, "transform_channels", model.N) != model.N):
         raise ValueError("only plic's 4-level hyperprior and scale hyperprior without a post-filter, wavelet "
-                         "shortcut or rate-conditioned synthesis have CompressAI twins")
+                         "shortcut, rate-conditioned synthesis or transforms of their own width have CompressAI twins")
     a = float(model.quant_step(torch.tensor([lmbda])).item())
     state = _renamed(model.state_dict(), [(ours, theirs) for ours, theirs in _PREFIXES])
     last, first = f"g_a.{len(model.g_a) - 1}", "g_s.0"

@@ -35,7 +35,8 @@ from plic.registry import register_model
 @register_model("hyperprior")
 class MeanScaleHyperprior(VariableRateCodec):
     """Args:
-    N: channels of the transforms; M: channels of the latent y.
+    N: channels of the transforms (unless transform_channels is given), of the
+        hyper transforms and of the hyper latent z; M: channels of the latent y.
     lambda_min, lambda_max: trained Lagrange multiplier range (QVRF).
     levels: stride-2 stages of the analysis transform: 4 (y at 1/16 of the
         image side, as in the paper), 3 (1/8) or 2 (1/4); the innermost stages
@@ -48,6 +49,9 @@ class MeanScaleHyperprior(VariableRateCodec):
         4 levels only.
     rate_film: the synthesis told the rate, a FiLM from the QVRF step after each
         of its GDNs (:mod:`plic.models.rate_film`); starts as no change.
+    transform_channels: channels of g_a and g_s alone, where N is too narrow for
+        high rates while the hyperprior's side information is not
+        (scripts/widen_transforms.py widens a trained model's; None: N).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class MeanScaleHyperprior(VariableRateCodec):
         levels: int = 4,
         shortcut: bool = False,
         rate_film: bool = False,
+        transform_channels: int | None = None,
     ):
         super().__init__(lambda_min, lambda_max, lambda_ref)
         if levels not in (2, 3, 4):
@@ -71,6 +76,8 @@ class MeanScaleHyperprior(VariableRateCodec):
             raise ValueError("a rate-conditioned synthesis with the wavelet shortcut is not built")
         self.N, self.M, self.levels, self.shortcut = int(N), int(M), int(levels), bool(shortcut)
         self.rate_film = bool(rate_film)
+        self.transform_channels = int(transform_channels or N)
+        T = self.transform_channels
         # y is 2**levels smaller than the image, z another 4 times (h_a's two stride-2 stages)
         self.y_stride = 2**levels
         self.stride = self.y_stride * 4
@@ -78,24 +85,24 @@ class MeanScaleHyperprior(VariableRateCodec):
         # 4 - levels stages keep it
         s = [2 if i < levels else 1 for i in range(4)]
         self.g_a = nn.Sequential(
-            conv(3, N, stride=s[0]), GDN(N), conv(N, N, stride=s[1]), GDN(N),
-            conv(N, N, stride=s[2]), GDN(N), conv(N, M, stride=s[3]),
+            conv(3, T, stride=s[0]), GDN(T), conv(T, T, stride=s[1]), GDN(T),
+            conv(T, T, stride=s[2]), GDN(T), conv(T, M, stride=s[3]),
         )
         self.g_s = nn.Sequential(
-            deconv(M, N, stride=s[3]), GDN(N, inverse=True),
-            deconv(N, N, stride=s[2]), GDN(N, inverse=True),
-            deconv(N, N, stride=s[1]), GDN(N, inverse=True),
-            deconv(N, 3, stride=s[0]),
+            deconv(M, T, stride=s[3]), GDN(T, inverse=True),
+            deconv(T, T, stride=s[2]), GDN(T, inverse=True),
+            deconv(T, T, stride=s[1]), GDN(T, inverse=True),
+            deconv(T, 3, stride=s[0]),
         )
         if shortcut:
             # taps after each stage's GDN (and the last convolution), where AuxT adds its path
-            self.g_a = WithShortcuts(list(self.g_a), [WaveletShortcut(3, N), WaveletShortcut(N, N),
-                                                      WaveletShortcut(N, N), WaveletShortcut(N, M)], (1, 3, 5, 6))
-            self.g_s = WithShortcuts(list(self.g_s), [InverseWaveletShortcut(M, N), InverseWaveletShortcut(N, N),
-                                                      InverseWaveletShortcut(N, N), InverseWaveletShortcut(N, 3)],
+            self.g_a = WithShortcuts(list(self.g_a), [WaveletShortcut(3, T), WaveletShortcut(T, T),
+                                                      WaveletShortcut(T, T), WaveletShortcut(T, M)], (1, 3, 5, 6))
+            self.g_s = WithShortcuts(list(self.g_s), [InverseWaveletShortcut(M, T), InverseWaveletShortcut(T, T),
+                                                      InverseWaveletShortcut(T, T), InverseWaveletShortcut(T, 3)],
                                      (1, 3, 5, 6))
         if rate_film:
-            self.g_s = RateConditionedSynthesis(list(self.g_s), (N, N, N), (1, 3, 5))  # after each inverse GDN
+            self.g_s = RateConditionedSynthesis(list(self.g_s), (T, T, T), (1, 3, 5))  # after each inverse GDN
         h_a = nn.Sequential(
             conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
             conv(N, N, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
@@ -131,6 +138,8 @@ class MeanScaleHyperprior(VariableRateCodec):
             cfg["shortcut"] = True
         if self.rate_film:
             cfg["rate_film"] = True
+        if self.transform_channels != self.N:  # likewise
+            cfg["transform_channels"] = self.transform_channels
         return cfg
 
     def regularization(self):
