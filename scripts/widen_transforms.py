@@ -82,8 +82,10 @@ def widen(old: torch.nn.Module, channels: int, spread: float = 0.25, seed: int =
             work[f"{transform}.{gdn}.gamma"] = new_gdn.gamma_reparam.init(gamma)
             work[f"{c}.weight"] = split(work[f"{c}.weight"], in_dim)
     for key, value in work.items():
-        if dst[key].shape == value.shape:  # not the entropy models' CDF tables, rebuilt on saving
+        if dst[key].shape == value.shape:
             dst[key].copy_(value)
+        elif not key.endswith(("_quantized_cdf", "_offset", "_cdf_length")):  # CDF tables: rebuilt on saving
+            raise ValueError(f"{key}: widened to {tuple(value.shape)}, the wide model has {tuple(dst[key].shape)}")
     new.load_state_dict(dst)
     return new
 

@@ -92,11 +92,16 @@ def test_widening_the_transforms_keeps_the_reconstruction_and_the_rate(tmp_path)
 
     torch.manual_seed(3)
     old = CheckerboardHyperprior(N=16, M=24).eval()
+    with torch.no_grad():  # a trained model's GDNs: uneven betas, a full and asymmetric gamma
+        for gdn in (*old.g_a[1:6:2], *old.g_s[1:6:2]):
+            gdn.beta.copy_(gdn.beta_reparam.init(1 + torch.rand(16)))
+            gdn.gamma.copy_(gdn.gamma_reparam.init(0.1 * torch.rand(16, 16)))
     new = load_script("widen_transforms").widen(old, 28, spread=0.25).eval()
     assert new.transform_channels == 28 and new.N == 16
     assert new.config()["transform_channels"] == 28 and "transform_channels" not in old.config()
     assert new.g_a[2].weight.shape == (28, 28, 5, 5) and new.g_s[0].weight.shape == (24, 28, 5, 5)
-    assert new.latent_codec["hyper"].h_a[0].weight.shape == old.latent_codec["hyper"].h_a[0].weight.shape
+    old_state, new_state = old.latent_codec.state_dict(), new.latent_codec.state_dict()
+    assert all(torch.equal(new_state[k], v) for k, v in old_state.items())  # the hyperprior and context as they were
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         out_old, out_new = old(x, 0.01), new(x, 0.01)

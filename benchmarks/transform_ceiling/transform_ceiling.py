@@ -77,14 +77,15 @@ def main() -> None:
     for path, model in models.items():
         old_m = args.old_M if args.old_M is not None and model.M > args.old_M else None
         rows = {name: measure(model, x, lambdas, old_m) for name, x in images.items()}
-        result["models"][path] = {"fingerprint": model.fingerprint.hex(), "N": model.N, "M": model.M, "rows": rows}
+        result["models"][path] = {"fingerprint": model.fingerprint.hex(), "N": model.N, "M": model.M,
+                                  "transform_channels": getattr(model, "transform_channels", model.N), "rows": rows}
         print(f"{path}: no-quantization PSNR {np.mean([r['no_quantization_psnr'] for r in rows.values()]):.2f} dB",
               flush=True)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     lines = ["# Transform ceiling on Kodak", "", f"Command: `{result['command']}`; {len(files)} images. "
              "Model estimates (likelihood bpp, eval-mode rounding), not real files.", "",
-             "| weights | N, M | no quantization | " + " | ".join(f"lambda {lam:g}" for lam in lambdas) + " |",
+             "| weights | N, M (transforms' width) | no quantization | " + " | ".join(f"lambda {lam:g}" for lam in lambdas) + " |",
              "|---|---|---|" + "---|" * len(lambdas)]
     for path, m in result["models"].items():
         rows = list(m["rows"].values())
@@ -96,7 +97,9 @@ def main() -> None:
                 cell += (f" (new channels {np.mean([r['bpp_new_channels'] for r in rs]):.3f} bpp; zeroed "
                          f"{np.mean([r['psnr_new_channels_zeroed'] for r in rs]):.2f} dB)")
             cells.append(cell)
-        lines.append(f"| `{path}` ({m['fingerprint']}) | {m['N']}, {m['M']} | "
+        width = m.get("transform_channels", m["N"])
+        lines.append(f"| `{path}` ({m['fingerprint']}) | {m['N']}, {m['M']}" + (f" ({width})" if width != m["N"] else "")
+                     + " | "
                      f"{np.mean([r['no_quantization_psnr'] for r in rows]):.2f} dB | " + " | ".join(cells) + " |")
     lines += ["", "Per image, no quantization (dB):", "",
               "| image | " + " | ".join(f"`{Path(p).name}`" for p in result["models"]) + " |",
