@@ -34,6 +34,7 @@ import argparse
 import torch
 
 from plic import zoo
+from plic.errors import PlicError
 from plic.registry import build_model
 
 
@@ -139,7 +140,10 @@ def main() -> None:
                     help="new channels start as this multiple of the old channels they copy")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    old = zoo.load_weights(args.weights)
+    try:
+        old = zoo.load_weights(args.weights)
+    except PlicError as exc:
+        raise SystemExit(str(exc)) from None
     if old.registry_name not in ("hyperprior", "hyperprior-checkerboard"):
         raise SystemExit(f"{args.weights}: only hyperprior models (with or without the checkerboard "
                          f"context) can be widened (got {old.registry_name})")

@@ -29,6 +29,7 @@ import argparse
 import torch
 
 from plic import zoo
+from plic.errors import PlicError
 from plic.registry import build_model
 
 #: (producer, GDN, consumer) index triples of the hidden layers in g_a and in g_s
@@ -99,7 +100,10 @@ def main() -> None:
                     help="each copied weight is split s : 1 - s with s uniform in [0.5 - spread, 0.5 + spread]")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    old = zoo.load_weights(args.weights)
+    try:
+        old = zoo.load_weights(args.weights)
+    except PlicError as exc:
+        raise SystemExit(str(exc)) from None
     try:
         new = widen(old, args.channels, args.spread, args.seed)
     except ValueError as exc:
