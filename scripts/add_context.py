@@ -19,6 +19,7 @@ import argparse
 import torch
 
 from plic import zoo
+from plic.errors import PlicError
 from plic.registry import build_model
 
 #: where the hyperprior's Gaussian conditional sits in the checkerboard model (inside the context codec)
@@ -37,7 +38,7 @@ def add_context(old: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return new
 
 
-def main() -> None:
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights")
     ap.add_argument("out")
@@ -53,6 +54,15 @@ def main() -> None:
              f"(scripts/add_context.py, seed {args.seed}; starts as no correction)"}
     fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: hyperprior -> hyperprior-checkerboard, fingerprint {fp.hex()}")
+
+
+
+def main() -> None:
+    # a missing, unreadable or unfitting weight file, or an output that cannot be written: one line, no traceback
+    try:
+        run()
+    except (PlicError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

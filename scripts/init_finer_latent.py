@@ -22,6 +22,7 @@ import argparse
 import torch
 
 from plic import zoo
+from plic.errors import PlicError
 from plic.registry import build_model
 
 
@@ -46,7 +47,7 @@ def finer_from(old: torch.nn.Module, M: int, levels: int, lambda_min: float, lam
     return new, fresh
 
 
-def main() -> None:
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights")
     ap.add_argument("out")
@@ -66,6 +67,15 @@ def main() -> None:
     fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: stride {old.stride} -> {new.stride}, M {old.M} -> {M}, "
           f"{len(fresh)} tensors fresh: {', '.join(fresh) or 'none'}; fingerprint {fp.hex()}")
+
+
+
+def main() -> None:
+    # a missing, unreadable or unfitting weight file, or an output that cannot be written: one line, no traceback
+    try:
+        run()
+    except (PlicError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def _widen_context(src: dict, dst: dict, m: int, M: int, copy_gain: float) -> No
     _widen_params(src, dst, f"{e}.4", m, M, h2, copy_gain)
 
 
-def main() -> None:
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights")
     ap.add_argument("out")
@@ -140,10 +140,7 @@ def main() -> None:
                     help="new channels start as this multiple of the old channels they copy")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    try:
-        old = zoo.load_weights(args.weights)
-    except PlicError as exc:
-        raise SystemExit(str(exc)) from None
+    old = zoo.load_weights(args.weights)
     if old.registry_name not in ("hyperprior", "hyperprior-checkerboard"):
         raise SystemExit(f"{args.weights}: only hyperprior models (with or without the checkerboard "
                          f"context) can be widened (got {old.registry_name})")
@@ -152,6 +149,15 @@ def main() -> None:
              f"(scripts/widen_latent.py, copy gain {args.copy_gain:g}, seed {args.seed})"}
     fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: M {old.M} -> {args.M}, fingerprint {fp.hex()}")
+
+
+
+def main() -> None:
+    # a missing, unreadable or unfitting weight file, or an output that cannot be written: one line, no traceback
+    try:
+        run()
+    except (PlicError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

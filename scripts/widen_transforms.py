@@ -85,13 +85,13 @@ def widen(old: torch.nn.Module, channels: int, spread: float = 0.25, seed: int =
     for key, value in work.items():
         if dst[key].shape == value.shape:
             dst[key].copy_(value)
-        elif not key.endswith(("_quantized_cdf", "_offset", "_cdf_length")):  # CDF tables: rebuilt on saving
+        elif key.startswith(("g_a.", "g_s.")):  # elsewhere: the entropy models' tables, rebuilt on saving
             raise ValueError(f"{key}: widened to {tuple(value.shape)}, the wide model has {tuple(dst[key].shape)}")
     new.load_state_dict(dst)
     return new
 
 
-def main() -> None:
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights")
     ap.add_argument("out")
@@ -100,10 +100,7 @@ def main() -> None:
                     help="each copied weight is split s : 1 - s with s uniform in [0.5 - spread, 0.5 + spread]")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    try:
-        old = zoo.load_weights(args.weights)
-    except PlicError as exc:
-        raise SystemExit(str(exc)) from None
+    old = zoo.load_weights(args.weights)
     try:
         new = widen(old, args.channels, args.spread, args.seed)
     except ValueError as exc:
@@ -112,6 +109,15 @@ def main() -> None:
              f"(scripts/widen_transforms.py, spread {args.spread:g}, seed {args.seed})"}
     fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: transform channels {old.transform_channels} -> {args.channels}, fingerprint {fp.hex()}")
+
+
+
+def main() -> None:
+    # a missing, unreadable or unfitting weight file, or an output that cannot be written: one line, no traceback
+    try:
+        run()
+    except (PlicError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -130,6 +130,41 @@ def test_widening_the_transforms_keeps_the_reconstruction_and_the_rate(tmp_path)
         torch.testing.assert_close(loaded.g_s(y.round()), new.g_s(y.round()))
 
 
+def test_widening_the_shipped_default_codes_the_same_payloads(tmp_path):
+    # the shipped weights carry built entropy tables (the untrained model above has none): widened and saved, the
+    # model codes a picture into the same payloads (the header names other weights)
+    from conftest import ROOT, SAMPLE, load_script
+    from plic import bitstream, zoo
+    from plic.codec import Codec
+    from plic.image_io import read_image
+
+    old = zoo.load_weights(ROOT / "plic" / "weights" / "hyperprior-mse-vr.safetensors")
+    path = tmp_path / "wide.safetensors"
+    zoo.save_weights(load_script("widen_transforms").widen(old, 72), path)
+    image = read_image(SAMPLE)
+    wide, narrow = (bitstream.parse(Codec(m).encode(image, lmbda=0.2).data) for m in (zoo.load_weights(path), old))
+    assert wide.header.fingerprint != narrow.header.fingerprint
+    assert wide.payloads == narrow.payloads
+
+
+@pytest.mark.parametrize("script, args", [("widen_transforms", ["--channels", "128"]), ("widen_latent", ["--M", "192"]),
+                                          ("add_context", []), ("init_finer_latent", ["--lambda-range", "0.03", "1.0"])])
+def test_the_model_surgery_scripts_refuse_bad_paths_in_one_line(script, args, tmp_path, monkeypatch):
+    from conftest import load_script
+
+    module = load_script(script)
+    for weights, out, said in ((tmp_path / "none.safetensors", tmp_path / "out.safetensors", "no such weight file"),
+                               (tmp_path / "junk.safetensors", tmp_path / "out.safetensors", "not a readable")):
+        if weights.name == "junk.safetensors":
+            weights.write_bytes(b"not weights")
+        monkeypatch.setattr("sys.argv", [script, str(weights), str(out), *args])
+        with pytest.raises(SystemExit) as exc:
+            module.main()
+        message = str(exc.value.code)
+        assert message.startswith("error: ") and said in message and "\n" not in message
+        assert not out.exists()
+
+
 def test_widening_a_checkerboard_model_keeps_what_the_old_channels_computed():
     # the shipped default has the checkerboard context: its context and entropy parameters widen too
     from conftest import load_script
