@@ -23,3 +23,12 @@ class OutOfReach(PlicError):
     def __init__(self, message: str, below: bool = False):
         super().__init__(message)
         self.below = below
+
+
+def exit_in_one_line(run) -> None:
+    """Run a script's ``run()``; a PlicError or OSError (a bad weight file, an output that cannot be written)
+    ends it with one line, ``error: <message>``, and exit status 1 instead of a traceback."""
+    try:
+        run()
+    except (PlicError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None

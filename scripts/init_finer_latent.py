@@ -22,7 +22,7 @@ import argparse
 import torch
 
 from plic import zoo
-from plic.errors import PlicError
+from plic.errors import exit_in_one_line
 from plic.registry import build_model
 
 
@@ -71,11 +71,7 @@ def run() -> None:
 
 
 def main() -> None:
-    # a missing, unreadable or unfitting weight file, or an output that cannot be written: one line, no traceback
-    try:
-        run()
-    except (PlicError, OSError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    exit_in_one_line(run)
 
 
 if __name__ == "__main__":
