@@ -56,7 +56,6 @@ def run() -> None:
     print(f"{args.out}: hyperprior -> hyperprior-checkerboard, fingerprint {fp.hex()}")
 
 
-
 def main() -> None:
     exit_in_one_line(run)
 

@@ -69,7 +69,6 @@ def run() -> None:
           f"{len(fresh)} tensors fresh: {', '.join(fresh) or 'none'}; fingerprint {fp.hex()}")
 
 
-
 def main() -> None:
     exit_in_one_line(run)
 

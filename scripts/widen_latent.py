@@ -151,7 +151,6 @@ def run() -> None:
     print(f"{args.out}: M {old.M} -> {args.M}, fingerprint {fp.hex()}")
 
 
-
 def main() -> None:
     exit_in_one_line(run)
 

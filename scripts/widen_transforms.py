@@ -66,7 +66,7 @@ def widen(old: torch.nn.Module, channels: int, spread: float = 0.25, seed: int =
         share = torch.ones(wide.shape).index_copy(dim, pairs, s).index_copy(dim, pairs + t, 1 - s)
         return wide * share
 
-    work = {key: value.clone() for key, value in src.items()}
+    work = dict(src)  # the widened tensors replace entries; the rest are copied into dst as they are
     for transform, transposed in (("g_a", False), ("g_s", True)):
         # a Conv2d weight is (out, in, k, k), a ConvTranspose2d's (in, out, k, k)
         out_dim, in_dim = (1, 0) if transposed else (0, 1)
@@ -109,7 +109,6 @@ def run() -> None:
              f"(scripts/widen_transforms.py, spread {args.spread:g}, seed {args.seed})"}
     fp = zoo.save_derived_weights(new, args.out, args.weights, stage)
     print(f"{args.out}: transform channels {old.transform_channels} -> {args.channels}, fingerprint {fp.hex()}")
-
 
 
 def main() -> None:
