@@ -35,6 +35,7 @@ import torch
 
 from plic import zoo
 from plic.errors import exit_in_one_line
+from plic.models import CheckerboardHyperprior, MeanScaleHyperprior
 from plic.registry import build_model
 
 
@@ -42,11 +43,11 @@ from plic.registry import build_model
 def widen(old: torch.nn.Module, M: int, copy_gain: float = 0.1, seed: int = 0) -> torch.nn.Module:
     """``old`` with M latent channels; new channel m + k starts as ``copy_gain`` times old channel k."""
     m = old.M
-    if old.registry_name not in ("hyperprior", "hyperprior-checkerboard"):
+    if not isinstance(old, MeanScaleHyperprior):
         raise ValueError(f"only hyperprior models (with or without the checkerboard context) can be widened, "
                          f"not {old.registry_name}")
     if not m < M <= 2 * m:
-        raise SystemExit(f"--M {M} must lie in ({m}, {2 * m}]: each new channel copies an old one")
+        raise ValueError(f"--M {M} must lie in ({m}, {2 * m}]: each new channel copies an old one")
     torch.manual_seed(seed)
     new = build_model(old.registry_name, **dict(old.config(), M=M))
     src, dst = old.state_dict(), new.state_dict()
@@ -81,7 +82,7 @@ def widen(old: torch.nn.Module, M: int, copy_gain: float = 0.1, seed: int = 0) -
     dst[f"{w2}.weight"][m:, :h] = 0
     dst[f"{w2}.bias"][:h] = src[f"{w2}.bias"]
     _widen_params(src, dst, "latent_codec.hyper.h_s.4", m, M, h, copy_gain)
-    if old.registry_name == "hyperprior-checkerboard":
+    if isinstance(old, CheckerboardHyperprior):
         _widen_context(src, dst, m, M, copy_gain)
     new.load_state_dict(dst)
     return new
@@ -141,10 +142,10 @@ def run() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     old = zoo.load_weights(args.weights)
-    if old.registry_name not in ("hyperprior", "hyperprior-checkerboard"):
-        raise SystemExit(f"{args.weights}: only hyperprior models (with or without the checkerboard "
-                         f"context) can be widened (got {old.registry_name})")
-    new = widen(old, args.M, args.copy_gain, args.seed)
+    try:
+        new = widen(old, args.M, args.copy_gain, args.seed)
+    except ValueError as exc:
+        raise SystemExit(f"{args.weights}: {exc}") from None
     stage = {"steps": 0, "recipe": "widen", "note": f"latent channels M {old.M} -> {args.M} "
              f"(scripts/widen_latent.py, copy gain {args.copy_gain:g}, seed {args.seed})"}
     fp = zoo.save_derived_weights(new, args.out, args.weights, stage)

@@ -30,6 +30,7 @@ import torch
 
 from plic import zoo
 from plic.errors import exit_in_one_line
+from plic.models import MeanScaleHyperprior
 from plic.registry import build_model
 
 #: (producer, GDN, consumer) index triples of the hidden layers in g_a and in g_s
@@ -39,7 +40,7 @@ _HIDDEN = ((0, 1, 2), (2, 3, 4), (4, 5, 6))
 @torch.no_grad()
 def widen(old: torch.nn.Module, channels: int, spread: float = 0.25, seed: int = 0) -> torch.nn.Module:
     """``old`` with ``channels`` hidden channels in g_a and g_s; new unit ``t + k`` copies old unit ``k``."""
-    if old.registry_name not in ("hyperprior", "hyperprior-checkerboard"):
+    if not isinstance(old, MeanScaleHyperprior):
         raise ValueError(f"only hyperprior models (with or without the checkerboard context) can be widened, "
                          f"not {old.registry_name}")
     if old.shortcut or old.rate_film:

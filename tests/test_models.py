@@ -164,6 +164,26 @@ def test_the_model_surgery_scripts_refuse_bad_paths_in_one_line(script, args, tm
         assert message.startswith("error: ") and said in message and "\n" not in message
         assert not out.exists()
 
+@pytest.mark.parametrize("script, width", [("widen_transforms", "--channels"), ("widen_latent", "--M")])
+def test_the_widening_scripts_refuse_what_they_cannot_widen_in_one_line(script, width, tmp_path, monkeypatch):
+    # not a mean-scale hyperprior, or a width outside (old, 2 x old]: a message naming the file, nothing written
+    from conftest import load_script
+    from plic import zoo
+    from plic.models import ScaleHyperprior
+
+    module = load_script(script)
+    zoo.save_weights(ScaleHyperprior(N=16, M=24), tmp_path / "scale.safetensors")
+    zoo.save_weights(MeanScaleHyperprior(N=16, M=24), tmp_path / "mean_scale.safetensors")
+    for name, value, said in (("scale", "20", "only hyperprior models"), ("mean_scale", "64", "must lie in")):
+        weights, out = tmp_path / f"{name}.safetensors", tmp_path / "out.safetensors"
+        monkeypatch.setattr("sys.argv", [script, str(weights), str(out), width, value])
+        with pytest.raises(SystemExit) as exc:
+            module.main()
+        message = str(exc.value.code)
+        assert message.startswith(f"{weights}: ") and said in message and "\n" not in message
+        assert not out.exists()
+
+
 
 def test_widening_a_checkerboard_model_keeps_what_the_old_channels_computed():
     # the shipped default has the checkerboard context: its context and entropy parameters widen too
