@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "plic"
 #: bottom to top; a module may import its own layer and the ones below
 LAYERS = [
     ("base", ["errors", "files", "search", "units", "bitstream", "_compressai", "registry", "__init__"]),
-    ("blocks", ["image_io", "models", "losses", "metrics", "zoo"]),
+    ("blocks", ["image_io", "models", "losses", "metrics", "zoo", "residual_layer"]),
     ("codec", ["codec", "ladder", "iqa"]),
     ("methods", ["encode", "refine", "train", "eval", "importer"]),
     ("recipes", ["recipes"]),
