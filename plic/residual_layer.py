@@ -1,18 +1,22 @@
 """A linear residual layer: what a decoded image misses, coded in a basis fitted to such residuals.
 
 Above about 1 bpp the default codec sits at its transform ceiling (33 dB on Kodak), yet its residual is
-far from white: in the principal components of 16x16x3 residual blocks most of its energy sits in a few
-(projects/residual_layer). So after a base file, the residual of the base's *decoded* 8-bit image is
+far from white: 96 of the 768 principal components of 16x16x3 residual blocks hold 53-65 % of its
+energy (projects/residual_layer). So after a base file, the residual of the base's *decoded* 8-bit image is
 coded as a transform coder would: projected on those components, quantized with a uniform step, and
 entropy coded with compressai's rANS under a Laplace per (component, block class). A block's class is a
-bin of the decoded base block's integer gradient energy, which the decoder has exactly, so the model
-sends nothing but the step. Closest published relative: lossy plus residual coding (DLPR; Bai et al.,
-TPAMI 2024), which codes the residual in the pixel domain with a learned context model.
+bin of the decoded base block's sum of absolute pixel differences, so the model sends nothing but the
+step; the decoder has those pixels exactly only where the base decodes to the same pixels on every
+machine (``--exact``): wiring the layer into files must take the class from the base's exactly parsed
+latents instead, or decode the base exactly (projects/residual_layer/README.md). Closest published
+relative: lossy plus residual coding (DLPR; Bai et al., TPAMI 2024), which codes the residual in the pixel
+domain with a learned context model.
 
 Nothing is trained by gradient: :meth:`ResidualLayer.fit` is a PCA and a table of mean absolute values.
-Everything the decoder's parse depends on is stored, not recomputed (CDF tables, the boundaries between
-the tables' scales), and the table a symbol uses is found by one IEEE division and comparisons, so every
-machine parses a stream alike.
+Everything the decoder's parse depends on is stored and fingerprinted, not recomputed (the CDF tables,
+the float32 boundaries between the tables' scales), and the table a symbol uses is found by one IEEE
+division and comparisons, so every machine that has the same base pixels parses a stream alike. The
+pixels the inverse transform adds can still differ by a level between machines (float64 BLAS sums).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ DIM = BLOCK * BLOCK * 3
 PRECISION = 16
 #: probability left beyond each table's range: such values are escape-coded (compressai's bypass)
 TAIL = 1e-6
-#: metadata key naming a residual layer's file
-KIND = "plic_residual_layer"
+#: metadata key that marks a residual layer's file (its value: the block size and class count, JSON)
+METADATA_KEY = "plic_residual_layer"
 
 
 def to_blocks(a: np.ndarray) -> np.ndarray:
@@ -43,6 +47,7 @@ def to_blocks(a: np.ndarray) -> np.ndarray:
 
 
 def from_blocks(b: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The inverse of :func:`to_blocks` for an (h, w, 3) image."""
     return b.reshape(h // BLOCK, w // BLOCK, BLOCK, BLOCK, 3).transpose(0, 2, 1, 3, 4).reshape(h, w, 3)
 
 
@@ -53,7 +58,8 @@ def padded(a: np.ndarray) -> np.ndarray:
 
 
 def activity(base: np.ndarray) -> np.ndarray:
-    """Integer gradient energy of each block of a decoded 8-bit image (H, W, 3), padded to whole blocks."""
+    """Each block's sum of absolute differences between neighbouring pixels (down and right) of a decoded
+    8-bit image (H, W, 3), padded to whole blocks: an integer, so the same on every machine."""
     q = padded(np.asarray(base, dtype=np.int64))
     g = np.zeros_like(q)
     g[:-1] += np.abs(np.diff(q, axis=0))
@@ -83,46 +89,66 @@ def laplace_tables(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 class ResidualLayer:
-    """The basis (columns, by falling variance), the class boundaries, the Laplace scales per class and
-    component (8-bit units), and the rANS tables at ``table_scales`` (in quantization steps)."""
+    """The basis (columns, by falling variance), the class edges, the Laplace scales per class and
+    component (8-bit units), and the rANS tables with the boundaries between their scales (in steps):
+    a coefficient whose scale over the step lies below ``boundaries[0]`` uses table 0, and so on."""
 
-    def __init__(self, basis: np.ndarray, edges: np.ndarray, scales: np.ndarray, table_scales: np.ndarray,
+    def __init__(self, basis: np.ndarray, edges: np.ndarray, scales: np.ndarray, boundaries: np.ndarray,
                  cdfs: np.ndarray, cdf_lengths: np.ndarray, offsets: np.ndarray):
         self.basis = np.asarray(basis, dtype=np.float32)
         self.edges = np.asarray(edges, dtype=np.int64)
         self.scales = np.asarray(scales, dtype=np.float32)
-        self.table_scales = np.asarray(table_scales, dtype=np.float64)
+        self.boundaries = np.asarray(boundaries, dtype=np.float32)
         self.cdfs = np.asarray(cdfs, dtype=np.int32)
         self.cdf_lengths = np.asarray(cdf_lengths, dtype=np.int32)
         self.offsets = np.asarray(offsets, dtype=np.int32)
-        if self.basis.shape != (DIM, DIM) or self.scales.shape != (len(self.edges) + 1, DIM):
-            raise PlicError(f"a residual layer needs a {DIM}x{DIM} basis and one scale row per class")
-        if not len(self.table_scales) == len(self.cdfs) == len(self.cdf_lengths) == len(self.offsets):
-            raise PlicError("a residual layer's tables disagree in length")
-        # where one table's scale range ends and the next one's starts (geometric midpoints)
-        self.boundaries = np.sqrt(self.table_scales[:-1] * self.table_scales[1:])
+        self._check()
         self._basis64 = self.basis.astype(np.float64)
         self.fingerprint = self._fingerprint()
+
+    def _check(self) -> None:
+        """Refuse tables that would make compressai's unchecked rANS read outside them (a damaged file)."""
+        tables = len(self.cdfs)
+        ok = (self.basis.shape == (DIM, DIM) and self.edges.ndim == 1
+              and self.scales.shape == (len(self.edges) + 1, DIM) and bool(np.all(np.diff(self.edges) > 0))
+              and bool(np.all(self.scales > 0)) and self.cdfs.ndim == 2 and tables >= 1
+              and self.cdf_lengths.shape == self.offsets.shape == (tables,)
+              and self.boundaries.shape == (tables - 1,) and bool(np.all(np.diff(self.boundaries) > 0))
+              and bool(np.all(self.boundaries > 0)) and bool(np.all(np.isfinite(self.basis))))
+        if ok:
+            ok = bool(np.all((self.cdf_lengths >= 3) & (self.cdf_lengths <= self.cdfs.shape[1])))
+        if ok:
+            rows = [self.cdfs[i, :n] for i, n in enumerate(self.cdf_lengths)]
+            ok = all(r[0] == 0 and r[-1] == 1 << PRECISION and bool(np.all(np.diff(r) >= 0)) for r in rows)
+        if not ok:
+            raise PlicError("not a consistent residual layer (basis, classes or entropy tables)")
 
     @classmethod
     def fit(cls, residuals: np.ndarray, activities: np.ndarray, classes: int = 6,
             table_scales: Optional[np.ndarray] = None) -> "ResidualLayer":
-        """Fit on residual blocks (N, 768; 8-bit units) and the activities of their decoded base blocks."""
+        """Fit on residual blocks (N, 768; 8-bit units) and the activities of their decoded base blocks.
+
+        ``classes``: at most that many (equal activity quantiles that coincide merge). The basis is rounded
+        to float16, as it is stored; ``variances`` (not stored) are the residual's along each basis vector.
+        """
         residuals = np.asarray(residuals, dtype=np.float64)
         if residuals.ndim != 2 or residuals.shape[1] != DIM or len(residuals) != len(activities):
             raise ValueError(f"need residual blocks of {DIM} values and one activity per block")
-        _, vectors = np.linalg.eigh(np.cov(residuals.T))
-        basis = vectors[:, ::-1].astype(np.float32)
+        variances, vectors = np.linalg.eigh(np.cov(residuals.T))
+        basis = vectors[:, ::-1].astype(np.float16).astype(np.float32)
         edges = np.unique(np.quantile(activities, np.linspace(0, 1, classes + 1)[1:-1]).round().astype(np.int64))
         coeffs = residuals @ basis.astype(np.float64)
         which = np.searchsorted(edges, activities, side="right")
         scales = np.stack([np.abs(coeffs[which == k]).mean(0) if np.any(which == k) else np.abs(coeffs).mean(0)
                            for k in range(len(edges) + 1)])
         table_scales = np.exp(np.linspace(np.log(0.04), np.log(40.0), 64)) if table_scales is None else table_scales
-        return cls(basis, edges, np.maximum(scales, 1e-3), table_scales, *laplace_tables(table_scales))
+        boundaries = np.sqrt(table_scales[:-1] * table_scales[1:])  # geometric midpoints
+        layer = cls(basis, edges, np.maximum(scales, 1e-3), boundaries, *laplace_tables(table_scales))
+        layer.variances = variances[::-1]
+        return layer
 
     def _state(self) -> Dict[str, np.ndarray]:
-        return {"basis": self.basis, "edges": self.edges, "scales": self.scales, "table_scales": self.table_scales,
+        return {"basis": self.basis, "edges": self.edges, "scales": self.scales, "boundaries": self.boundaries,
                 "cdfs": self.cdfs, "cdf_lengths": self.cdf_lengths, "offsets": self.offsets}
 
     def _fingerprint(self) -> bytes:
@@ -130,30 +156,24 @@ class ResidualLayer:
 
         from plic.zoo import fingerprint
 
+        # every tensor is float32 or an integer type, so the fingerprint (of float32 values) covers it exactly
         return fingerprint({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self._state().items()})
 
     def save(self, path: str | Path, metadata: Optional[Dict[str, str]] = None) -> bytes:
-        """Write the layer (the basis in float16: the fingerprint is of the values as loaded); its fingerprint."""
-        from safetensors.numpy import save_file
+        """Write the layer (the basis in float16, which holds it exactly) atomically; returns its fingerprint."""
+        from safetensors.numpy import save
 
+        from plic.files import write_output
         from plic.zoo import FINGERPRINT_KEY
 
-        if self.basis.dtype != np.float32 or not np.array_equal(self.basis, self.basis.astype(np.float16)):
-            raise PlicError("round the basis to float16 first (ResidualLayer.halved) so that file and layer agree")
-        state = dict(self._state(), basis=self.basis.astype(np.float16))
-        meta = {KIND: json.dumps({"block": BLOCK, "classes": len(self.edges) + 1}), **(metadata or {}),
+        half = self.basis.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), self.basis):
+            raise PlicError("the basis is not float16-exact: fit it with ResidualLayer.fit, which rounds it")
+        state = {k: np.ascontiguousarray(v) for k, v in dict(self._state(), basis=half).items()}
+        meta = {METADATA_KEY: json.dumps({"block": BLOCK, "classes": len(self.edges) + 1}), **(metadata or {}),
                 FINGERPRINT_KEY: self.fingerprint.hex()}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp), metadata=meta)
-        tmp.replace(path)
+        write_output(Path(path), save(state, metadata=meta))
         return self.fingerprint
-
-    def halved(self) -> "ResidualLayer":
-        """The same layer with its basis rounded to float16, as it is stored."""
-        return ResidualLayer(self.basis.astype(np.float16).astype(np.float32), self.edges, self.scales,
-                             self.table_scales, self.cdfs, self.cdf_lengths, self.offsets)
 
     @classmethod
     def load(cls, path: str | Path) -> "ResidualLayer":
@@ -161,26 +181,32 @@ class ResidualLayer:
 
         from plic.zoo import read_metadata, stored_fingerprint
 
-        meta = read_metadata(path)
-        if KIND not in meta:
+        meta = read_metadata(path)  # a missing or non-safetensors file fails here in one line
+        if METADATA_KEY not in meta:
             raise PlicError(f"{path}: not a residual layer's file")
+        recorded = stored_fingerprint(path, meta)
+        if recorded is None:
+            raise PlicError(f"{path}: a residual layer's file without its fingerprint")
         try:
             state = load_file(str(path))
-            layer = cls(**{k: state[k] for k in ("basis", "edges", "scales", "table_scales", "cdfs", "cdf_lengths",
+            layer = cls(**{k: state[k] for k in ("basis", "edges", "scales", "boundaries", "cdfs", "cdf_lengths",
                                                  "offsets")})
-        except (KeyError, ValueError, OSError) as exc:
+        except PlicError as exc:
+            raise PlicError(f"{path}: {exc}") from None
+        except Exception as exc:  # safetensors' own errors are plain Exceptions
             raise PlicError(f"{path}: unreadable residual layer ({exc})") from None
-        if stored_fingerprint(path, meta) not in (None, layer.fingerprint):
+        if recorded != layer.fingerprint:
             raise PlicError(f"{path}: the layer does not match the fingerprint in its metadata (damaged file?)")
         return layer
 
     def _indexes(self, base: np.ndarray, step: float) -> np.ndarray:
-        """The table each coefficient is coded with: its class's scale over the step, among the table scales."""
+        """The table each coefficient is coded with: by its class's scale over the step, among the boundaries."""
         scale = self.scales.astype(np.float64)[np.searchsorted(self.edges, activity(base), side="right")]
-        return np.searchsorted(self.boundaries, scale / np.float64(step)).astype(np.int32)
+        return np.searchsorted(self.boundaries.astype(np.float64), scale / np.float64(step)).astype(np.int32)
 
-    def _check_step(self, step: float) -> float:
-        step = float(np.float32(step))  # as a file stores it
+    def _stored_step(self, step: float) -> float:
+        """``step`` as a file stores it (float32); refused outside 0.5..1024."""
+        step = float(np.float32(step))
         if not (np.isfinite(step) and 0.5 <= step <= 1024):
             raise PlicError(f"residual step {step:g} is outside 0.5..1024 (8-bit units)")
         return step
@@ -189,7 +215,7 @@ class ResidualLayer:
         """The rANS stream of ``image - base`` (both (H, W, 3) 8-bit values) at quantization ``step``."""
         from compressai.ans import RansEncoder
 
-        step = self._check_step(step)
+        step = self._stored_step(step)
         if image.shape != base.shape or image.ndim != 3 or image.shape[2] != 3:
             raise PlicError("the residual layer codes 3-channel images over a base of the same size")
         residual = padded(np.asarray(image, dtype=np.float64) - np.asarray(base, dtype=np.float64))
@@ -202,7 +228,7 @@ class ResidualLayer:
         """``base`` (H, W, 3) 8-bit values plus the decoded residual, rounded and clipped to 8 bits (uint8)."""
         from compressai.ans import RansDecoder
 
-        step = self._check_step(step)
+        step = self._stored_step(step)
         h, w = base.shape[0], base.shape[1]
         indexes = self._indexes(base, step)
         # compressai's rANS reads without bounds checks: zero bytes after the stream keep a damaged one

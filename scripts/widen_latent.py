@@ -42,10 +42,12 @@ from plic.registry import build_model
 @torch.no_grad()
 def widen(old: torch.nn.Module, M: int, copy_gain: float = 0.1, seed: int = 0) -> torch.nn.Module:
     """``old`` with M latent channels; new channel m + k starts as ``copy_gain`` times old channel k."""
-    m = old.M
     if not isinstance(old, MeanScaleHyperprior):
         raise ValueError(f"only hyperprior models (with or without the checkerboard context) can be widened, "
                          f"not {old.registry_name}")
+    if old.shortcut:
+        raise ValueError("a model with the wavelet shortcut is not widened here (its shortcut maps are M wide)")
+    m = old.M
     if not m < M <= 2 * m:
         raise ValueError(f"--M {M} must lie in ({m}, {2 * m}]: each new channel copies an old one")
     torch.manual_seed(seed)

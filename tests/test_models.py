@@ -164,6 +164,7 @@ def test_the_model_surgery_scripts_refuse_bad_paths_in_one_line(script, args, tm
         assert message.startswith("error: ") and said in message and "\n" not in message
         assert not out.exists()
 
+
 @pytest.mark.parametrize("script, width", [("widen_transforms", "--channels"), ("widen_latent", "--M")])
 def test_the_widening_scripts_refuse_what_they_cannot_widen_in_one_line(script, width, tmp_path, monkeypatch):
     # not a mean-scale hyperprior, or a width outside (old, 2 x old]: a message naming the file, nothing written
@@ -182,7 +183,6 @@ def test_the_widening_scripts_refuse_what_they_cannot_widen_in_one_line(script, 
         message = str(exc.value.code)
         assert message.startswith(f"{weights}: ") and said in message and "\n" not in message
         assert not out.exists()
-
 
 
 def test_widening_a_checkerboard_model_keeps_what_the_old_channels_computed():

@@ -1,7 +1,8 @@
 """Would a linear residual layer on top of the default codec beat JPEG above 1 bpp? A measured design study.
 
     python projects/residual_layer/residual_layer_study.py --train ../shared/datasets/train \
-        --kodak ../shared/datasets/kodak --base-lambdas 0.015,0.03,0.06 --out projects/residual_layer/results/study
+        --kodak ../shared/datasets/kodak --base-lambdas 0.015,0.03,0.06 --deltas 14,18,22,27,34,44,56,72,96 \
+        --fit-images 40 --out projects/residual_layer/results/study
 
 Why: the default's top rung reaches only 33.0 dB on Kodak even without quantization, so JPEG leads it
 above about 0.96 bpp, and widening its transforms or its latent moved that by tenths of a dB per CPU-hour.
@@ -29,6 +30,7 @@ import torch
 
 from plic import bitstream
 from plic.eval.bjontegaard import interpolate_metric
+from plic.files import write_output
 from plic.image_io import quantize_rgb, read_image
 from plic.ladder import shipped_codec
 from plic.residual_layer import ResidualLayer, activity, padded, to_blocks
@@ -58,9 +60,8 @@ def fitted_layer(codec, paths: list[Path], lmbda: float) -> tuple[ResidualLayer,
         _, base = coded_base(codec, img, lmbda)
         res.append(to_blocks(padded((pixels_of(img) - base).astype(np.float64))))
         act.append(activity(base))
-    res = np.concatenate(res)
-    energy = np.linalg.eigvalsh(np.cov(res.T))[::-1]
-    return ResidualLayer.fit(res, np.concatenate(act)).halved(), float(energy[:96].sum() / energy.sum())
+    layer = ResidualLayer.fit(np.concatenate(res), np.concatenate(act))
+    return layer, float(layer.variances[:96].sum() / layer.variances.sum())
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -82,9 +83,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", required=True)
     ap.add_argument("--kodak", required=True)
-    ap.add_argument("--base-lambdas", default="0.02,0.04,0.06,0.1")
-    ap.add_argument("--deltas", default="14,17,20,24,28,34,42,52")
-    ap.add_argument("--fit-images", type=int, default=50, help="training images the basis and scales are fitted on")
+    ap.add_argument("--base-lambdas", default="0.015,0.03,0.06")
+    ap.add_argument("--deltas", default="14,18,22,27,34,44,56,72,96", help="the layer's steps (8-bit units)")
+    ap.add_argument("--fit-images", type=int, default=40, help="training images the basis and scales are fitted on")
     ap.add_argument("--limit", type=int, default=0, help="first N Kodak images only")
     ap.add_argument("--against", default="jpeg,webp,hevc,avif,plic:hyperprior",
                     help="codecs of --report whose curves each point is compared with")
@@ -125,9 +126,8 @@ def main() -> None:
                   + ", ".join(f"{c} {v:+.2f}" for c, v in leads.items()) + f" dB ({time.time() - t0:.0f} s)",
                   flush=True)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "images": names, "curves": curves,
-                                                         "rows": rows}, indent=1) + "\n")
+    write_output(args.out.with_suffix(".json"), (json.dumps({"command": command, "images": names, "curves": curves,
+                                                          "rows": rows}, indent=1) + "\n").encode())
     lines = [f"# Residual layer study\n\nCommand: `{command}`; {len(names)} Kodak images, real bytes (base file + "
              f"the layer's rANS stream), mean over images. PSNR lead over each codec at equal bpp (dB; – where "
              f"its curve does not reach the rate; `plic:hyperprior` is the shipped ladder alone).\n",
@@ -137,7 +137,7 @@ def main() -> None:
         leads = ["–" if r["lead_db"][c] is None else f"{r['lead_db'][c]:+.2f}" for c in against]
         step = "base alone" if r["delta"] is None else f"{r['delta']:g}"
         lines.append(f"| {r['base_lambda']:g} | {step} | {r['bpp']:.3f} | {r['psnr']:.2f} | " + " | ".join(leads) + " |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_output(args.out.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
 
 
 if __name__ == "__main__":
