@@ -130,3 +130,18 @@ def _defer(name: str) -> None:
     stub.__spec__, stub.__file__, stub.__path__ = spec, spec.origin, list(spec.submodule_search_locations or [])
     stub.__loader__, stub.__package__ = spec.loader, name
     sys.modules[name] = stub
+
+
+def padded_for_rans(stream: bytes, symbols: int) -> bytes:
+    """``stream`` followed by the zero bytes compressai's rANS decoder may over-read decoding ``symbols``.
+
+    compressai's rANS decoder reads 32-bit words without bounds checks; a
+    stream that is not what the encoder wrote (a crafted file with a valid
+    checksum) would make it read past the buffer. Per stream it reads at
+    most the stream itself, 15 more bytes per stream byte through the
+    bypass (escape) path, and one word per symbol once the stream is
+    exhausted; that much zero padding makes every read land inside the
+    buffer. A genuine stream never reaches the padding, so decoding is
+    unchanged.
+    """
+    return bytes(stream) + bytes(16 * len(stream) + 4 * symbols + 64)

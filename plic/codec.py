@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from plic import bitstream
+from plic._compressai import padded_for_rans
 from plic.bitstream import Header, PlicFile
 from plic.errors import BitstreamError, OutOfReach, PlicError
 from plic.image_io import PlanarImage, decode_alpha, encode_alpha, to_pil
@@ -358,22 +359,11 @@ class Codec:
         return x_hat.clamp(0, 1).float()
 
     def _padded_payloads(self, f: PlicFile):
-        """Payloads followed by zero bytes the rANS decoder may over-read.
-
-        compressai's rANS decoder reads 32-bit words without bounds checks; a
-        stream that is not what the encoder wrote (a crafted file with a valid
-        checksum) would make it read past the buffer. Per payload it reads at
-        most the payload itself, 15 more bytes per payload byte through the
-        bypass (escape) path, and one word per symbol once the payload is
-        exhausted; that much zero padding makes every read land inside the
-        buffer. A genuine stream never reaches the padding, so decoding is
-        unchanged.
-        """
+        """Payloads followed by the zero bytes the rANS decoder may over-read (:func:`padded_for_rans`)."""
         counts = self.model.symbols_per_payload(f.header.shapes)
         if len(counts) != len(f.payloads) or any(len(g) != 1 for g in f.payloads):
             raise BitstreamError("corrupt file: wrong number of payloads for this model")
-        return [[s + bytes(16 * len(s) + 4 * n + 64) for s in group]
-                for group, n in zip(f.payloads, counts, strict=True)]
+        return [[padded_for_rans(s, n) for s in group] for group, n in zip(f.payloads, counts, strict=True)]
 
     def decode(self, data: bytes):
         """``.plic`` bytes -> Pillow image of the original kind (mode, bit depth, alpha)."""

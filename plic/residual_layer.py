@@ -27,6 +27,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from plic._compressai import padded_for_rans
 from plic.errors import PlicError
 
 BLOCK = 16
@@ -55,6 +56,12 @@ def padded(a: np.ndarray) -> np.ndarray:
     """``a`` (H, W, 3) extended by edge replication to multiples of 16."""
     h, w = a.shape[0], a.shape[1]
     return np.pad(a, ((0, -h % BLOCK), (0, -w % BLOCK), (0, 0)), mode="edge")
+
+
+def residual_blocks(image: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """The blocks (N, 768) of ``image - base`` (both (H, W, 3) 8-bit values), padded to whole blocks: what
+    :meth:`ResidualLayer.encode` codes, and what :meth:`ResidualLayer.fit` is fitted on."""
+    return to_blocks(padded(np.asarray(image, dtype=np.float64) - np.asarray(base, dtype=np.float64)))
 
 
 def activity(base: np.ndarray) -> np.ndarray:
@@ -104,6 +111,8 @@ class ResidualLayer:
         self.offsets = np.asarray(offsets, dtype=np.int32)
         self._check()
         self._basis64 = self.basis.astype(np.float64)
+        # the form compressai's rANS coder takes the tables in, built once
+        self._rans_tables = (self.cdfs.tolist(), self.cdf_lengths.tolist(), self.offsets.tolist())
         self.fingerprint = self._fingerprint()
 
     def _check(self) -> None:
@@ -126,7 +135,7 @@ class ResidualLayer:
     @classmethod
     def fit(cls, residuals: np.ndarray, activities: np.ndarray, classes: int = 6,
             table_scales: Optional[np.ndarray] = None) -> "ResidualLayer":
-        """Fit on residual blocks (N, 768; 8-bit units) and the activities of their decoded base blocks.
+        """Fit on residual blocks (N, 768; :func:`residual_blocks`) and the activities of their bases' blocks.
 
         ``classes``: at most that many (equal activity quantiles that coincide merge). The basis is rounded
         to float16, as it is stored; ``variances`` (not stored) are the residual's along each basis vector.
@@ -218,11 +227,9 @@ class ResidualLayer:
         step = self._stored_step(step)
         if image.shape != base.shape or image.ndim != 3 or image.shape[2] != 3:
             raise PlicError("the residual layer codes 3-channel images over a base of the same size")
-        residual = padded(np.asarray(image, dtype=np.float64) - np.asarray(base, dtype=np.float64))
-        symbols = np.rint(to_blocks(residual) @ self._basis64 / step).astype(np.int32)
+        symbols = np.rint(residual_blocks(image, base) @ self._basis64 / step).astype(np.int32)
         return RansEncoder().encode_with_indexes(symbols.ravel().tolist(), self._indexes(base, step).ravel().tolist(),
-                                                 self.cdfs.tolist(), self.cdf_lengths.tolist(),
-                                                 self.offsets.tolist())
+                                                 *self._rans_tables)
 
     def decode(self, data: bytes, base: np.ndarray, step: float) -> np.ndarray:
         """``base`` (H, W, 3) 8-bit values plus the decoded residual, rounded and clipped to 8 bits (uint8)."""
@@ -231,11 +238,8 @@ class ResidualLayer:
         step = self._stored_step(step)
         h, w = base.shape[0], base.shape[1]
         indexes = self._indexes(base, step)
-        # compressai's rANS reads without bounds checks: zero bytes after the stream keep a damaged one
-        # inside the buffer (as plic.codec pads the latent payloads)
-        data = bytes(data) + bytes(16 * len(data) + 4 * indexes.size + 64)
-        symbols = np.asarray(RansDecoder().decode_with_indexes(data, indexes.ravel().tolist(), self.cdfs.tolist(),
-                                                              self.cdf_lengths.tolist(), self.offsets.tolist()),
+        symbols = np.asarray(RansDecoder().decode_with_indexes(padded_for_rans(data, indexes.size),
+                                                              indexes.ravel().tolist(), *self._rans_tables),
                              dtype=np.float64)
         residual = from_blocks(symbols.reshape(indexes.shape) * step @ self._basis64.T, *padded(base).shape[:2])
         return np.clip(np.rint(np.asarray(base, dtype=np.float64) + residual[:h, :w]), 0, 255).astype(np.uint8)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from plic.errors import PlicError
-from plic.residual_layer import ResidualLayer, activity, from_blocks, padded, to_blocks
+from plic.residual_layer import ResidualLayer, activity, from_blocks, padded, residual_blocks, to_blocks
 
 
 def textured_image(rng, h: int, w: int) -> np.ndarray:
@@ -28,7 +28,7 @@ def layer() -> ResidualLayer:
     for _ in range(6):
         x = textured_image(rng, 96, 128)
         base = blurred(x)
-        res.append(to_blocks(padded(x - base)))
+        res.append(residual_blocks(x, base))
         act.append(activity(base))
     return ResidualLayer.fit(np.concatenate(res), np.concatenate(act))
 

@@ -19,21 +19,13 @@ import torch
 
 from plic import zoo
 from plic.image_io import read_image
-
-BLOCK = 16
-
-
-def image_paths(folder: str) -> list:
-    from pathlib import Path
-
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+from plic.residual_layer import BLOCK, to_blocks
+from plic.train.data import find_images
 
 
-def to_blocks(a: np.ndarray) -> np.ndarray:
-    """(H, W, 3) in 8-bit units -> (blocks, 768)."""
-    h, w = (a.shape[0] // BLOCK) * BLOCK, (a.shape[1] // BLOCK) * BLOCK
-    return a[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, 3).transpose(0, 2, 1, 3, 4).reshape(
-        -1, BLOCK * BLOCK * 3)
+def whole_blocks(a: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (blocks, 768) of its top-left region in whole 16x16 blocks (the rest is left out)."""
+    return to_blocks(a[:a.shape[0] // BLOCK * BLOCK, :a.shape[1] // BLOCK * BLOCK])
 
 
 def principal_components(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,14 +59,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
-    train = image_paths(args.train)
+    train = find_images([args.train])
     rng.shuffle(train)
-    kodak = image_paths(args.kodak)
+    kodak = find_images([args.kodak])
 
-    mean, vectors, _ = principal_components(np.concatenate([to_blocks(rgb255(read_image(p))) for p in train[:150]]))
+    mean, vectors, _ = principal_components(np.concatenate([whole_blocks(rgb255(read_image(p))) for p in train[:150]]))
     for k in (96, 192, 320, 384):
         db = [psnr_of_error(np.clip((b - mean) @ vectors[:, :k] @ vectors[:, :k].T + mean, 0, 255) - b)
-              for b in (to_blocks(rgb255(read_image(p))) for p in kodak)]
+              for b in (whole_blocks(rgb255(read_image(p))) for p in kodak)]
         print(f"linear code of 16x16x3 blocks, K={k}: Kodak {np.mean(db):.2f} dB")
 
     model = zoo.load_weights(args.weights).eval()
@@ -82,9 +74,9 @@ def main() -> None:
     for p in train[:80]:
         x = read_image(p).rgb
         i, j = rng.integers(0, max(1, x.shape[2] - 256)), rng.integers(0, max(1, x.shape[3] - 256))
-        crops.append(to_blocks(residual(model, x[..., i:i + 256, j:j + 256])))
+        crops.append(whole_blocks(residual(model, x[..., i:i + 256, j:j + 256])))
     _, vectors, variances = principal_components(np.concatenate(crops))
-    kodak_residuals = [to_blocks(residual(model, read_image(p).rgb)) for p in kodak]
+    kodak_residuals = [whole_blocks(residual(model, read_image(p).rgb)) for p in kodak]
     for k in (0, 32, 96, 192):
         share = variances[:k].sum() / variances.sum()
         db = [psnr_of_error(r - r @ vectors[:, :k] @ vectors[:, :k].T) for r in kodak_residuals]

@@ -33,22 +33,19 @@ from plic.eval.bjontegaard import interpolate_metric
 from plic.files import write_output
 from plic.image_io import quantize_rgb, read_image
 from plic.ladder import shipped_codec
-from plic.residual_layer import ResidualLayer, activity, padded, to_blocks
+from plic.residual_layer import ResidualLayer, activity, residual_blocks
+from plic.train.data import find_images
 
 
-def image_paths(folder: str) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+def pixels_of(rgb: torch.Tensor) -> np.ndarray:
+    """Colour planes (1, 3, H, W) in [0, 1] as 8-bit values (H, W, 3)."""
+    return np.rint(rgb[0].permute(1, 2, 0).numpy() * 255).astype(np.int64)
 
 
 def coded_base(codec, img, lmbda: float) -> tuple[int, np.ndarray]:
     """The ladder's real file at ``lmbda``: its size in bytes and its decoded 8-bit pixels (H, W, 3)."""
     data = codec.encode(img, lmbda=lmbda).data
-    rgb = quantize_rgb(codec.decode_file(bitstream.parse(data)))
-    return len(data), np.rint(rgb[0].permute(1, 2, 0).numpy() * 255).astype(np.int64)
-
-
-def pixels_of(img) -> np.ndarray:
-    return np.rint(img.rgb[0].permute(1, 2, 0).numpy() * 255).astype(np.int64)
+    return len(data), pixels_of(quantize_rgb(codec.decode_file(bitstream.parse(data))))
 
 
 def fitted_layer(codec, paths: list[Path], lmbda: float) -> tuple[ResidualLayer, float]:
@@ -58,7 +55,7 @@ def fitted_layer(codec, paths: list[Path], lmbda: float) -> tuple[ResidualLayer,
     for p in paths:
         img = read_image(p)
         _, base = coded_base(codec, img, lmbda)
-        res.append(to_blocks(padded((pixels_of(img) - base).astype(np.float64))))
+        res.append(residual_blocks(pixels_of(img.rgb), base))
         act.append(activity(base))
     layer = ResidualLayer.fit(np.concatenate(res), np.concatenate(act))
     return layer, float(layer.variances[:96].sum() / layer.variances.sum())
@@ -94,9 +91,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     codec = shipped_codec("hyperprior")
-    train = image_paths(args.train)
+    train = find_images([args.train])
     np.random.default_rng(0).shuffle(train)
-    kodak = image_paths(args.kodak)[:args.limit or None]
+    kodak = find_images([args.kodak])[:args.limit or None]
     names = [p.name for p in kodak]
     against = args.against.split(",")
     curves = {c: mean_curve(args.report, c, names) for c in against}
@@ -107,7 +104,7 @@ def main() -> None:
         per = {d: [] for d in [None, *deltas]}
         for p in kodak:
             img = read_image(p)
-            x = pixels_of(img)
+            x = pixels_of(img.rgb)
             n_base, base = coded_base(codec, img, lam)
             pixels = x.shape[0] * x.shape[1]
             per[None].append((8 * n_base / pixels, psnr(base, x)))
